@@ -1,0 +1,313 @@
+//! The per-org room definition: a label, the ACL applied to new rooms, and
+//! the typed custom properties (`c_*`) that rooms of the org may carry.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::acl::{AclEntry, Grantee, Level};
+use crate::error::{RoomError, RoomResult};
+use crate::validate;
+
+pub const MAX_PROPERTIES: usize = 100;
+pub const MAX_PROPERTY_NAME_CHARS: usize = 64;
+pub const MAX_STRING_VALUE_CHARS: usize = 4096;
+pub const MAX_ARRAY_VALUES: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PropertyType {
+    String,
+    Number,
+    Boolean,
+    Date,
+}
+
+impl std::str::FromStr for PropertyType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "string" => Ok(PropertyType::String),
+            "number" => Ok(PropertyType::Number),
+            "boolean" => Ok(PropertyType::Boolean),
+            "date" => Ok(PropertyType::Date),
+            _ => Err(format!(
+                "unknown property type {s:?}; expected String, Number, Boolean or Date"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyDefinition {
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: PropertyType,
+    #[serde(default)]
+    pub array: bool,
+    #[serde(default)]
+    pub indexed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDefinition {
+    pub org: String,
+    pub label: String,
+    pub default_acl: Vec<AclEntry>,
+    pub properties: Vec<PropertyDefinition>,
+}
+
+impl RoomDefinition {
+    /// Returns the definition an org has before it stores one: no custom
+    /// properties, and an ACL that gives the owner full access.
+    pub fn implicit(org: &str) -> Self {
+        RoomDefinition {
+            org: org.to_owned(),
+            label: "Room".to_owned(),
+            default_acl: vec![AclEntry::new(Grantee::Owner, Level::Delete)],
+            properties: Vec::new(),
+        }
+    }
+
+    /// Builds a definition from request fields, checking every one of them.
+    /// An empty `default_acl` becomes `owner.delete`.
+    pub fn new(
+        org: &str,
+        label: &str,
+        default_acl: &[String],
+        properties: Vec<PropertyDefinition>,
+    ) -> RoomResult<Self> {
+        validate::identifier("org", org)?;
+        validate::label("label", label)?;
+
+        let mut acl = Vec::with_capacity(default_acl.len());
+        for (i, text) in default_acl.iter().enumerate() {
+            let entry = AclEntry::parse_at(&format!("defaultAcl[{i}]"), text)?;
+            if !acl.contains(&entry) {
+                acl.push(entry);
+            }
+        }
+        if acl.is_empty() {
+            acl.push(AclEntry::new(Grantee::Owner, Level::Delete));
+        }
+
+        if properties.len() > MAX_PROPERTIES {
+            return Err(RoomError::validation(
+                "properties",
+                format!("has {} entries; the maximum is {MAX_PROPERTIES}", properties.len()),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, property) in properties.iter().enumerate() {
+            let path = format!("properties[{i}]");
+            check_property_name(&format!("{path}.name"), &property.name)?;
+            validate::label(&format!("{path}.label"), &property.label)?;
+            if !names.insert(property.name.as_str()) {
+                return Err(RoomError::validation(
+                    format!("{path}.name"),
+                    format!("property {} is defined twice", property.name),
+                ));
+            }
+        }
+
+        Ok(RoomDefinition {
+            org: org.to_owned(),
+            label: label.to_owned(),
+            default_acl: acl,
+            properties,
+        })
+    }
+
+    pub fn property(&self, name: &str) -> Option<&PropertyDefinition> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+
+    /// Looks up a custom property by name, with a fault when it is unknown.
+    pub fn require_property(&self, path: &str, name: &str) -> RoomResult<&PropertyDefinition> {
+        self.property(name).ok_or_else(|| {
+            RoomError::validation(
+                path,
+                format!("{name} is not a property of the room definition of org {}", self.org),
+            )
+        })
+    }
+
+    /// Checks a whole set of custom values and returns them in stored form.
+    pub fn check_values(
+        &self,
+        values: &BTreeMap<String, Value>,
+    ) -> RoomResult<BTreeMap<String, Value>> {
+        values
+            .iter()
+            .map(|(name, value)| {
+                let property = self.require_property(name, name)?;
+                Ok((name.clone(), property.check_value(name, value)?))
+            })
+            .collect()
+    }
+}
+
+impl PropertyDefinition {
+    /// Checks a value for this property (an array for array properties) and
+    /// returns it in stored form: dates become RFC 3339 in UTC.
+    pub fn check_value(&self, path: &str, value: &Value) -> RoomResult<Value> {
+        if !self.array {
+            return self.check_scalar(path, value);
+        }
+        let Value::Array(items) = value else {
+            return Err(RoomError::validation(
+                path,
+                format!("must be an array of {:?} values", self.kind),
+            ));
+        };
+        if items.len() > MAX_ARRAY_VALUES {
+            return Err(RoomError::validation(
+                path,
+                format!("has {} values; the maximum is {MAX_ARRAY_VALUES}", items.len()),
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.check_scalar(&format!("{path}[{i}]"), item))
+            .collect::<RoomResult<Vec<_>>>()
+            .map(Value::Array)
+    }
+
+    /// Checks one element: the value itself, or one item of an array.
+    pub fn check_scalar(&self, path: &str, value: &Value) -> RoomResult<Value> {
+        check_scalar(self.kind, path, value)
+    }
+}
+
+/// Checks a scalar of type `kind` and returns it in stored form.
+pub fn check_scalar(kind: PropertyType, path: &str, value: &Value) -> RoomResult<Value> {
+    let wrong_type = || RoomError::validation(path, format!("must be a {kind:?}, not {value}"));
+    match kind {
+        PropertyType::String => {
+            let text = value.as_str().ok_or_else(wrong_type)?;
+            if text.chars().count() > MAX_STRING_VALUE_CHARS {
+                return Err(RoomError::validation(
+                    path,
+                    format!("is longer than {MAX_STRING_VALUE_CHARS} characters"),
+                ));
+            }
+            Ok(value.clone())
+        }
+        PropertyType::Number => {
+            // serde_json rejects NaN and infinities at parse time, so any
+            // number that arrives here is finite.
+            value.as_f64().ok_or_else(wrong_type)?;
+            Ok(value.clone())
+        }
+        PropertyType::Boolean => {
+            value.as_bool().ok_or_else(wrong_type)?;
+            Ok(value.clone())
+        }
+        PropertyType::Date => {
+            let text = value.as_str().ok_or_else(wrong_type)?;
+            let date = parse_date(path, text)?;
+            Ok(Value::String(format_date(&date)))
+        }
+    }
+}
+
+pub fn parse_date(path: &str, text: &str) -> RoomResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|date| date.with_timezone(&Utc))
+        .map_err(|e| RoomError::validation(path, format!("{text:?} is not an RFC 3339 time: {e}")))
+}
+
+pub fn format_date(date: &DateTime<Utc>) -> String {
+    date.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn check_property_name(path: &str, name: &str) -> RoomResult<()> {
+    let valid = name.len() > 2
+        && name.len() <= MAX_PROPERTY_NAME_CHARS
+        && name.starts_with("c_")
+        && name[2..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(RoomError::validation(
+            path,
+            format!(
+                "{name:?} is not a custom property name: use c_ followed by up to {} ASCII letters, digits or underscores",
+                MAX_PROPERTY_NAME_CHARS - 2
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn property(name: &str, kind: PropertyType, array: bool) -> PropertyDefinition {
+        PropertyDefinition {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            array,
+            indexed: false,
+        }
+    }
+
+    #[test]
+    fn definition_defaults_acl_to_owner_delete() {
+        let definition = RoomDefinition::new("org1", "Room", &[], vec![]).unwrap();
+        assert_eq!(definition.default_acl, vec![AclEntry::new(Grantee::Owner, Level::Delete)]);
+    }
+
+    #[test]
+    fn definition_rejects_bad_names_and_duplicates() {
+        let bad = RoomDefinition::new("o", "Room", &[], vec![property("number", PropertyType::Number, false)]);
+        assert_eq!(bad.unwrap_err().metadata(), vec![("path", "properties[0].name".to_string())]);
+
+        let twice = RoomDefinition::new(
+            "o",
+            "Room",
+            &[],
+            vec![
+                property("c_a", PropertyType::Number, false),
+                property("c_a", PropertyType::String, false),
+            ],
+        );
+        assert!(twice.is_err());
+    }
+
+    #[test]
+    fn values_are_checked_by_type() {
+        let number = property("c_n", PropertyType::Number, false);
+        assert_eq!(number.check_value("c_n", &json!(7)).unwrap(), json!(7));
+        assert!(number.check_value("c_n", &json!("7")).is_err());
+
+        let flag = property("c_b", PropertyType::Boolean, false);
+        assert!(flag.check_value("c_b", &json!(1)).is_err());
+
+        let date = property("c_d", PropertyType::Date, false);
+        assert_eq!(
+            date.check_value("c_d", &json!("2026-01-02T03:04:05+01:00")).unwrap(),
+            json!("2026-01-02T02:04:05Z")
+        );
+        assert!(date.check_value("c_d", &json!("yesterday")).is_err());
+    }
+
+    #[test]
+    fn array_values_name_the_bad_item() {
+        let tags = property("c_tags", PropertyType::String, true);
+        assert!(tags.check_value("c_tags", &json!(["a", "b"])).is_ok());
+        let err = tags.check_value("c_tags", &json!(["a", 2])).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_tags[1]".to_string())]);
+        assert!(tags.check_value("c_tags", &json!("a")).is_err());
+    }
+}

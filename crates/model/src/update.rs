@@ -1,0 +1,622 @@
+//! JSON update documents, in the manner of a document store:
+//!
+//! ```json
+//! {"$set": {"label": "Follow-up", "c_number": 7}, "$unset": {"c_note": ""}}
+//! {"$push": {"acl": ["account.acc2.read"]}}
+//! ```
+//!
+//! A document is parsed and checked against the room as a whole before any
+//! of it applies, so a rejected document changes nothing. Writable paths are
+//! `label`, `state` (only to `closed`), `acl`, `configuration.*` and custom
+//! properties.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::acl::{AclEntry, Level, Principal};
+use crate::definition::{RoomDefinition, parse_date};
+use crate::error::{RoomError, RoomResult};
+use crate::event::EventName;
+use crate::room::{
+    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants,
+    check_timeout,
+};
+use crate::validate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Operator {
+    Set,
+    Unset,
+    Push,
+    Pull,
+}
+
+impl Operator {
+    fn parse(name: &str) -> RoomResult<Self> {
+        match name {
+            "$set" => Ok(Operator::Set),
+            "$unset" => Ok(Operator::Unset),
+            "$push" => Ok(Operator::Push),
+            "$pull" => Ok(Operator::Pull),
+            _ => Err(RoomError::validation(
+                name,
+                "unknown update operator; expected $set, $unset, $push or $pull",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Field {
+    Label,
+    State,
+    Acl,
+    MaxParticipants,
+    UnusedTimeout,
+    EmptyTimeout,
+    MaxDuration,
+    OpenAt,
+    Custom(String),
+}
+
+impl Field {
+    fn parse(path: &str) -> RoomResult<Self> {
+        let field = match path {
+            "label" => Field::Label,
+            "state" => Field::State,
+            "acl" => Field::Acl,
+            "configuration.maxParticipants" => Field::MaxParticipants,
+            "configuration.unusedTimeout" => Field::UnusedTimeout,
+            "configuration.emptyTimeout" => Field::EmptyTimeout,
+            "configuration.maxDuration" => Field::MaxDuration,
+            "configuration.openAt" => Field::OpenAt,
+            custom if custom.starts_with("c_") => Field::Custom(custom.to_owned()),
+            _ => {
+                return Err(RoomError::validation(
+                    path,
+                    "is not a writable path; use label, state, acl, configuration.* or a c_ property",
+                ));
+            }
+        };
+        Ok(field)
+    }
+
+    fn required_level(&self) -> Level {
+        match self {
+            Field::Acl => Level::Share,
+            _ => Level::Update,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Operation {
+    operator: Operator,
+    path: String,
+    field: Field,
+    value: Value,
+}
+
+/// A parsed update document. Parsing checks its shape; applying it with
+/// [`Room::update`] checks it against the room and the org's definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateDocument {
+    operations: Vec<Operation>,
+}
+
+impl UpdateDocument {
+    /// Parses a document from JSON text.
+    pub fn parse(text: &str) -> RoomResult<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| RoomError::validation("update", format!("is not valid JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses a document from a JSON value.
+    pub fn from_value(value: &Value) -> RoomResult<Self> {
+        let Value::Object(operators) = value else {
+            return Err(RoomError::validation(
+                "update",
+                "must be a JSON object of update operators",
+            ));
+        };
+        if operators.is_empty() {
+            return Err(RoomError::validation("update", "has no update operator"));
+        }
+
+        let mut operations = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (name, fields) in operators {
+            let operator = Operator::parse(name)?;
+            let Value::Object(fields) = fields else {
+                return Err(RoomError::validation(
+                    name.as_str(),
+                    "must be an object of paths to values",
+                ));
+            };
+            if fields.is_empty() {
+                return Err(RoomError::validation(name.as_str(), "names no path"));
+            }
+            for (path, value) in expand_paths(operator, fields) {
+                let field = Field::parse(&path)?;
+                if !seen.insert(field.clone()) {
+                    return Err(RoomError::validation(
+                        path,
+                        "is named twice in the update document",
+                    ));
+                }
+                operations.push(Operation {
+                    operator,
+                    path,
+                    field,
+                    value,
+                });
+            }
+        }
+        Ok(UpdateDocument { operations })
+    }
+
+    /// Returns the access level the document needs: `share` for ACL changes,
+    /// `update` for anything else.
+    pub fn required_level(&self) -> Level {
+        self.operations
+            .iter()
+            .map(|op| op.field.required_level())
+            .max()
+            .unwrap_or(Level::Update)
+    }
+}
+
+/// Expands `{"$set": {"configuration": {...}}}` into one path per key, so a
+/// configuration field named both ways counts as named twice.
+fn expand_paths(operator: Operator, fields: &Map<String, Value>) -> Vec<(String, Value)> {
+    let mut paths = Vec::new();
+    for (path, value) in fields {
+        match (operator, path.as_str(), value) {
+            (Operator::Set, "configuration", Value::Object(inner)) if !inner.is_empty() => {
+                for (key, value) in inner {
+                    paths.push((format!("configuration.{key}"), value.clone()));
+                }
+            }
+            _ => paths.push((path.clone(), value.clone())),
+        }
+    }
+    paths
+}
+
+impl Room {
+    /// Applies an update document as one change. The caller needs `share`
+    /// for ACL paths and `update` for the rest; entries added to or removed
+    /// from the ACL may not grant more than the caller's own level. With
+    /// `expected_version`, the update applies only at that version. A
+    /// document that changes nothing returns no events.
+    pub fn update(
+        &mut self,
+        principal: &Principal,
+        document: &UpdateDocument,
+        definition: &RoomDefinition,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> RoomResult<Vec<crate::Event>> {
+        let granted = self.require(principal, document.required_level())?;
+        if let Some(expected) = expected_version
+            && expected != self.version
+        {
+            return Err(RoomError::VersionConflict {
+                room_id: self.id.to_string(),
+                expected,
+                actual: self.version,
+            });
+        }
+        self.require_not_closed()?;
+
+        let mut next = self.clone();
+        let mut close = false;
+        for operation in &document.operations {
+            close |= next.apply(operation, definition, granted)?;
+        }
+        check_acl_size(&next.acl)?;
+        let connected = next.connected_count() as u32;
+        if next.configuration.max_participants < connected {
+            return Err(RoomError::validation(
+                "configuration.maxParticipants",
+                format!("cannot go below the {connected} participants connected"),
+            ));
+        }
+        if next.configuration != self.configuration {
+            next.rearm_timers(&self.configuration);
+        }
+
+        let actor = principal.account_id();
+        let mut drafts = Vec::new();
+        if next.acl != self.acl {
+            drafts.push(EventDraft::new(EventName::RoomAclChanged).by(actor));
+        }
+        if next.label != self.label
+            || next.custom != self.custom
+            || next.configuration != self.configuration
+        {
+            drafts.push(EventDraft::new(EventName::RoomUpdated).by(actor));
+        }
+        if close {
+            drafts.extend(next.close_now(CloseReason::Requested, actor, now));
+        }
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let events = next.record_change(now, drafts);
+        *self = next;
+        Ok(events)
+    }
+
+    /// Applies one operation to a working copy. Returns whether the
+    /// operation asks to close the room, which happens after every other
+    /// operation has applied.
+    fn apply(
+        &mut self,
+        operation: &Operation,
+        definition: &RoomDefinition,
+        granted: Level,
+    ) -> RoomResult<bool> {
+        let Operation {
+            operator,
+            path,
+            field,
+            value,
+        } = operation;
+        let path = path.as_str();
+        match (operator, field) {
+            (Operator::Set, Field::Label) => {
+                let label = expect_str(path, value)?;
+                validate::label(path, label)?;
+                self.label = label.to_owned();
+            }
+            (Operator::Set, Field::State) => return self.check_state_change(path, value),
+            (Operator::Set, Field::Acl) => {
+                let entries = parse_entries(path, value, false)?;
+                let mut acl = Vec::new();
+                for entry in entries {
+                    if !acl.contains(&entry) {
+                        acl.push(entry);
+                    }
+                }
+                for entry in self.acl.iter().filter(|e| !acl.contains(e)) {
+                    check_grant(path, entry, granted)?;
+                }
+                for entry in acl.iter().filter(|e| !self.acl.contains(e)) {
+                    check_grant(path, entry, granted)?;
+                }
+                self.acl = acl;
+            }
+            (Operator::Push, Field::Acl) => {
+                for entry in parse_entries(path, value, true)? {
+                    if !self.acl.contains(&entry) {
+                        check_grant(path, &entry, granted)?;
+                        self.acl.push(entry);
+                    }
+                }
+            }
+            (Operator::Pull, Field::Acl) => {
+                for entry in parse_entries(path, value, true)? {
+                    if self.acl.contains(&entry) {
+                        check_grant(path, &entry, granted)?;
+                        self.acl.retain(|e| *e != entry);
+                    }
+                }
+            }
+            (Operator::Set, Field::MaxParticipants) => {
+                let max = expect_u32(path, value)?;
+                check_max_participants(path, max)?;
+                self.configuration.max_participants = max;
+            }
+            (Operator::Set, Field::UnusedTimeout) => {
+                let secs = expect_u32(path, value)?;
+                check_timeout(path, secs)?;
+                self.configuration.unused_timeout = secs;
+            }
+            (Operator::Set, Field::EmptyTimeout) => {
+                let secs = expect_u32(path, value)?;
+                check_timeout(path, secs)?;
+                self.configuration.empty_timeout = secs;
+            }
+            (Operator::Set, Field::MaxDuration) => {
+                let secs = expect_u32(path, value)?;
+                check_timeout(path, secs)?;
+                self.configuration.max_duration = Some(secs);
+            }
+            (Operator::Unset, Field::MaxDuration) => self.configuration.max_duration = None,
+            (Operator::Set, Field::OpenAt) => {
+                self.require_new(path)?;
+                let at = parse_date(path, expect_str(path, value)?)?;
+                self.configuration.open_at = Some(at);
+            }
+            (Operator::Unset, Field::OpenAt) => {
+                self.require_new(path)?;
+                self.configuration.open_at = None;
+            }
+            (Operator::Set, Field::Custom(name)) => {
+                let property = definition.require_property(path, name)?;
+                let value = property.check_value(path, value)?;
+                self.custom.insert(name.clone(), value);
+            }
+            (Operator::Unset, Field::Custom(name)) => {
+                definition.require_property(path, name)?;
+                self.custom.remove(name);
+            }
+            (Operator::Push | Operator::Pull, Field::Custom(name)) => {
+                let property = definition.require_property(path, name)?;
+                if !property.array {
+                    return Err(RoomError::validation(
+                        path,
+                        "is not an array property, so $push and $pull do not apply",
+                    ));
+                }
+                let items: Vec<Value> = one_or_many(value)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| property.check_scalar(&format!("{path}[{i}]"), item))
+                    .collect::<RoomResult<_>>()?;
+                let current = self
+                    .custom
+                    .entry(name.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                let Value::Array(current) = current else {
+                    return Err(RoomError::validation(path, "holds a value that is not an array"));
+                };
+                if *operator == Operator::Push {
+                    current.extend(items);
+                } else {
+                    current.retain(|item| !items.contains(item));
+                }
+            }
+            (Operator::Unset, Field::Label | Field::State | Field::Acl) => {
+                return Err(RoomError::validation(path, "is required and cannot be unset"));
+            }
+            (Operator::Unset, _) => {
+                return Err(RoomError::validation(
+                    path,
+                    "cannot be unset; $set a new value instead",
+                ));
+            }
+            (Operator::Push | Operator::Pull, _) => {
+                return Err(RoomError::validation(
+                    path,
+                    "is not a list, so $push and $pull do not apply",
+                ));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Checks `$set` of `state`: clients may only close a room.
+    fn check_state_change(&self, path: &str, value: &Value) -> RoomResult<bool> {
+        let text = expect_str(path, value)?;
+        let target: RoomState = text
+            .parse()
+            .map_err(|message: String| RoomError::validation(path, message))?;
+        match target {
+            RoomState::Closed => Ok(true),
+            other => Err(self.transition_fault(other)),
+        }
+    }
+
+    fn require_new(&self, path: &str) -> RoomResult<()> {
+        if self.state == RoomState::New {
+            Ok(())
+        } else {
+            Err(RoomError::validation(
+                path,
+                "can only change while the room is new",
+            ))
+        }
+    }
+}
+
+fn check_grant(path: &str, entry: &AclEntry, granted: Level) -> RoomResult<()> {
+    if entry.level > granted {
+        return Err(RoomError::validation(
+            path,
+            format!("entry {entry} grants {}, more than the caller's own {granted}", entry.level),
+        ));
+    }
+    Ok(())
+}
+
+fn one_or_many(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn parse_entries(path: &str, value: &Value, single_allowed: bool) -> RoomResult<Vec<AclEntry>> {
+    let items = match value {
+        Value::Array(items) => items.clone(),
+        Value::String(_) if single_allowed => vec![value.clone()],
+        _ => {
+            return Err(RoomError::validation(
+                path,
+                "must be an array of ACL entry strings",
+            ));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item_path = format!("{path}[{i}]");
+            let text = item.as_str().ok_or_else(|| {
+                RoomError::validation(item_path.as_str(), "must be an ACL entry string")
+            })?;
+            AclEntry::parse_at(&item_path, text)
+        })
+        .collect()
+}
+
+fn expect_str<'a>(path: &str, value: &'a Value) -> RoomResult<&'a str> {
+    value
+        .as_str()
+        .ok_or_else(|| RoomError::validation(path, format!("must be a string, not {value}")))
+}
+
+fn expect_u32(path: &str, value: &Value) -> RoomResult<u32> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            RoomError::validation(path, format!("must be a whole number of seconds or a count, not {value}"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::room::tests::{definition, open_room, t0};
+
+    fn update(room: &mut Room, principal: &Principal, doc: Value) -> RoomResult<Vec<crate::Event>> {
+        let document = UpdateDocument::from_value(&doc)?;
+        room.update(principal, &document, &definition(), None, t0())
+    }
+
+    #[test]
+    fn push_acl_adds_entry_once() {
+        let mut room = open_room(&[]);
+        let events = update(&mut room, &Principal::Service, json!({"$push": {"acl": ["account.acc2.read"]}})).unwrap();
+        assert_eq!(events[0].name, EventName::RoomAclChanged);
+        assert!(room.acl.contains(&"account.acc2.read".parse().unwrap()));
+
+        let again = update(&mut room, &Principal::Service, json!({"$push": {"acl": "account.acc2.read"}})).unwrap();
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn set_state_closed_closes_with_requested() {
+        let mut room = open_room(&[]);
+        let events = update(&mut room, &Principal::Service, json!({"$set": {"state": "closed"}})).unwrap();
+        assert_eq!(events.last().unwrap().name, EventName::RoomClosed);
+        assert_eq!(room.close_reason, Some(CloseReason::Requested));
+    }
+
+    #[test]
+    fn closed_room_rejects_reopen() {
+        let mut room = open_room(&[]);
+        update(&mut room, &Principal::Service, json!({"$set": {"state": "closed"}})).unwrap();
+        let err = update(&mut room, &Principal::Service, json!({"$set": {"state": "open"}})).unwrap_err();
+        assert_eq!(err.reason(), "invalidState.closed");
+    }
+
+    #[test]
+    fn set_state_open_is_a_transition_fault() {
+        let mut room = open_room(&[]);
+        let err = update(&mut room, &Principal::Service, json!({"$set": {"state": "new"}})).unwrap_err();
+        assert_eq!(err.reason(), "invalidState.transition");
+    }
+
+    #[test]
+    fn rejected_document_changes_nothing() {
+        let mut room = open_room(&[]);
+        let before = room.clone();
+        let err = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"label": "New", "c_number": "seven"}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_number".to_string())]);
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn faults_name_the_path() {
+        let mut room = open_room(&[]);
+        let cases = [
+            (json!({"$rename": {"label": "x"}}), "$rename"),
+            (json!({"$set": {"owner": "x"}}), "owner"),
+            (json!({"$set": {"label": 5}}), "label"),
+            (json!({"$unset": {"label": ""}}), "label"),
+            (json!({"$push": {"label": "x"}}), "label"),
+            (json!({"$push": {"acl": ["bogus"]}}), "acl[0]"),
+            (json!({"$set": {"configuration.unusedTimeout": 0}}), "configuration.unusedTimeout"),
+            (json!({"$set": {"configuration.maxParticipants": 501}}), "configuration.maxParticipants"),
+            (json!({"$set": {"acl": []}, "$push": {"acl": ["owner.read"]}}), "acl"),
+            (json!({"$set": {"c_unknown": 1}}), "c_unknown"),
+            (json!({"$push": {"c_number": 1}}), "c_number"),
+            (json!({"$set": {"configuration.openAt": "2030-01-01T00:00:00Z"}}), "configuration.openAt"),
+            (json!({}), "update"),
+            (json!([1]), "update"),
+            (json!({"$set": {}}), "$set"),
+        ];
+        for (doc, path) in cases {
+            let err = update(&mut room, &Principal::Service, doc.clone()).unwrap_err();
+            assert_eq!(err.reason(), "invalidArgument.validation", "{doc}");
+            assert_eq!(err.metadata(), vec![("path", path.to_string())], "{doc}");
+        }
+    }
+
+    #[test]
+    fn configuration_object_and_path_count_as_twice() {
+        let doc = json!({"$set": {"configuration": {"emptyTimeout": 5}}, "$unset": {"configuration.emptyTimeout": ""}});
+        let err = UpdateDocument::from_value(&doc).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "configuration.emptyTimeout".to_string())]);
+    }
+
+    #[test]
+    fn sharing_cannot_grant_more_than_own_level() {
+        let mut room = open_room(&["account.acc1.share"]);
+        let sharer = Principal::account("acc1");
+        let err = update(&mut room, &sharer, json!({"$push": {"acl": ["account.acc2.update"]}})).unwrap_err();
+        assert_eq!(err.reason(), "invalidArgument.validation");
+        update(&mut room, &sharer, json!({"$push": {"acl": ["account.acc2.share"]}})).unwrap();
+
+        let err = update(&mut room, &sharer, json!({"$set": {"label": "x"}})).unwrap_err();
+        assert_eq!(err.reason(), "accessDenied.update");
+    }
+
+    #[test]
+    fn expected_version_mismatch_is_a_conflict() {
+        let mut room = open_room(&[]);
+        let document = UpdateDocument::parse(r#"{"$set": {"label": "x"}}"#).unwrap();
+        let err = room
+            .update(&Principal::Service, &document, &definition(), Some(room.version + 1), t0())
+            .unwrap_err();
+        assert_eq!(err.reason(), "conflict.version");
+        room.update(&Principal::Service, &document, &definition(), Some(room.version), t0())
+            .unwrap();
+        assert_eq!(room.label, "x");
+    }
+
+    #[test]
+    fn new_unused_timeout_rearms_from_opening() {
+        let mut room = open_room(&[]);
+        update(&mut room, &Principal::Service, json!({"$set": {"configuration.unusedTimeout": 10}})).unwrap();
+        assert_eq!(room.deadlines.unused, Some(t0() + chrono::Duration::seconds(10)));
+        update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxDuration": 60}})).unwrap();
+        assert_eq!(room.deadlines.max_duration, Some(t0() + chrono::Duration::seconds(60)));
+        update(&mut room, &Principal::Service, json!({"$unset": {"configuration.maxDuration": ""}})).unwrap();
+        assert_eq!(room.deadlines.max_duration, None);
+    }
+
+    #[test]
+    fn max_participants_not_below_connected() {
+        let mut room = open_room(&["account.public.read"]);
+        update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxParticipants": 3}})).unwrap();
+        for account in ["a", "b", "c"] {
+            room.join(&Principal::account(account), None, t0()).unwrap();
+        }
+        let err = update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxParticipants": 2}})).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "configuration.maxParticipants".to_string())]);
+    }
+
+    #[test]
+    fn custom_array_push_and_pull() {
+        let mut room = open_room(&[]);
+        update(&mut room, &Principal::Service, json!({"$push": {"c_tags": ["a", "b", "a"]}})).unwrap();
+        update(&mut room, &Principal::Service, json!({"$pull": {"c_tags": "a"}})).unwrap();
+        assert_eq!(room.custom["c_tags"], json!(["b"]));
+    }
+}
