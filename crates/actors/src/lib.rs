@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Room actors and the per-node room registry.
+//!
+//! - [`room_actor`]: one actor per live room. It owns the room's state and
+//!   timers, serialises every request for the room, and commits each change
+//!   to the store before it replies.
+//! - [`registry`]: one actor per node that spawns room actors on demand,
+//!   supervises them, and restarts a failed one from the store with backoff
+//!   and a per-room restart budget.
+//! - [`service`]: [`RoomService`], the handle the server calls: it routes
+//!   requests to room actors and serves what needs no actor (finds, watches,
+//!   definitions, reads of closed rooms).
+//! - [`watch`]: replays and follows a room's event log.
+//! - [`clock`]: wall-clock time, replaceable in tests.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod clock;
+mod command;
+pub mod registry;
+pub mod room_actor;
+pub mod service;
+mod watch;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use command::Command;
+pub use service::{RoomService, ServiceConfig};

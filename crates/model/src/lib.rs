@@ -18,7 +18,7 @@ pub mod event;
 pub mod filter;
 pub mod room;
 pub mod update;
-mod validate;
+pub mod validate;
 
 pub use acl::{AclEntry, Level, Principal};
 pub use definition::{PropertyDefinition, PropertyType, RoomDefinition};

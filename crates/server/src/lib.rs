@@ -1,14 +1,18 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The roomd server: the public gRPC API over a node's room actors.
+//!
+//! - [`config`]: command-line flags and their `ROOMD_*` environment
+//!   variables, turned into a [`ServerConfig`].
+//! - [`api`]: the `Rooms` and `Definitions` gRPC services.
+//! - [`caller`]: the org and acting principal read from request metadata.
+//! - [`fault`]: the one mapping from [`roomd_model::RoomError`] to gRPC
+//!   statuses with `ErrorInfo` and `BadRequest` details.
+//! - [`RoomdServer`]: starts the node and serves it until shutdown.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod api;
+pub mod caller;
+pub mod config;
+pub mod fault;
+mod server;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use config::{Args, LogFormat, ServerConfig};
+pub use server::{RoomdServer, ServerError};

@@ -1,0 +1,284 @@
+//! The room registry: one actor per node that spawns, supervises and
+//! restarts room actors.
+//!
+//! Room actors are linked to the registry. A room actor that exits for a
+//! normal reason (its room closed and lingered, or was deleted, or the node
+//! shuts down) is forgotten. Any other exit (a panic, an error, a kill) is a
+//! failure: the registry reloads the room from the store, never from memory,
+//! after a backoff that doubles with each recent restart, until the room's
+//! restart budget for the window is spent.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+use roomd_model::{Room, RoomError, RoomId, RoomResult, RoomState};
+use roomd_store::Store;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::room_actor::{EXIT_CLOSED, EXIT_DELETED, RoomActor, RoomMsg};
+
+/// Room actors currently running on this node, readable without a message
+/// to the registry. Only the registry writes it.
+pub type LiveRooms = Arc<DashMap<RoomId, ActorRef<RoomMsg>>>;
+
+#[derive(Debug, Clone)]
+pub struct RestartPolicy {
+    /// Backoff before the first restart; it doubles with each restart still
+    /// inside the window.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Restarts allowed per room within `window`.
+    pub budget: usize,
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            budget: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What [`RegistryMsg::Activate`] found.
+pub enum Activation {
+    Live(ActorRef<RoomMsg>),
+    /// The room is closed and has no actor; serve it from this copy.
+    Closed(Room),
+}
+
+pub enum RegistryMsg {
+    /// Starts the actor of a room that was just created in the store.
+    Spawn {
+        room: Room,
+        reply: RpcReplyPort<RoomResult<ActorRef<RoomMsg>>>,
+    },
+    /// Returns the room's live actor, loading the room from the store and
+    /// spawning one if needed.
+    Activate {
+        org: String,
+        room_id: RoomId,
+        reply: RpcReplyPort<RoomResult<Activation>>,
+    },
+    /// Restarts a failed room actor after its backoff.
+    Restart { org: String, room_id: RoomId },
+    /// Kills a room's actor, as a crash would; replies whether one ran.
+    Kill {
+        room_id: RoomId,
+        reply: RpcReplyPort<bool>,
+    },
+}
+
+pub struct RoomRegistry {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub linger: Duration,
+    pub restart: RestartPolicy,
+    pub live: LiveRooms,
+}
+
+pub struct RegistryState {
+    rooms_by_actor: HashMap<ActorId, (String, RoomId)>,
+    restarts: HashMap<RoomId, VecDeque<Instant>>,
+}
+
+impl Actor for RoomRegistry {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RegistryMsg>,
+        _args: (),
+    ) -> Result<RegistryState, ActorProcessingErr> {
+        info!(store = self.store.kind(), "room registry started");
+        Ok(RegistryState {
+            rooms_by_actor: HashMap::new(),
+            restarts: HashMap::new(),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RegistryMsg>,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        info!(rooms = state.rooms_by_actor.len(), "room registry stopped");
+        self.live.clear();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        message: RegistryMsg,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RegistryMsg::Spawn { room, reply } => {
+                let result = self.spawn_room(&myself, state, room).await;
+                let _ = reply.send(result);
+            }
+            RegistryMsg::Activate {
+                org,
+                room_id,
+                reply,
+            } => {
+                let result = self.activate(&myself, state, &org, room_id).await;
+                let _ = reply.send(result);
+            }
+            RegistryMsg::Restart { org, room_id } => {
+                if let Err(fault) = self.activate(&myself, state, &org, room_id).await {
+                    error!(%room_id, error = %fault, "room restart failed");
+                }
+            }
+            RegistryMsg::Kill { room_id, reply } => {
+                let actor = self.live.get(&room_id).map(|entry| entry.value().clone());
+                if let Some(actor) = &actor {
+                    warn!(%room_id, "killing room actor on request");
+                    actor.kill();
+                }
+                let _ = reply.send(actor.is_some());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        event: SupervisionEvent,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let normal = matches!(reason.as_deref(), Some(EXIT_CLOSED | EXIT_DELETED));
+                self.room_exited(&myself, state, &cell, normal, reason.as_deref().unwrap_or("none"));
+            }
+            SupervisionEvent::ActorFailed(cell, failure) => {
+                self.room_exited(&myself, state, &cell, false, &failure.to_string());
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl RoomRegistry {
+    async fn activate(
+        &self,
+        myself: &ActorRef<RegistryMsg>,
+        state: &mut RegistryState,
+        org: &str,
+        room_id: RoomId,
+    ) -> RoomResult<Activation> {
+        if let Some(actor) = self.running(room_id) {
+            return Ok(Activation::Live(actor));
+        }
+        let room = self
+            .store
+            .load_room(org, room_id)
+            .await?
+            .ok_or_else(|| RoomError::RoomNotFound {
+                room_id: room_id.to_string(),
+            })?;
+        if room.state == RoomState::Closed {
+            return Ok(Activation::Closed(room));
+        }
+        self.spawn_room(myself, state, room).await.map(Activation::Live)
+    }
+
+    async fn spawn_room(
+        &self,
+        myself: &ActorRef<RegistryMsg>,
+        state: &mut RegistryState,
+        room: Room,
+    ) -> RoomResult<ActorRef<RoomMsg>> {
+        let room_id = room.id;
+        let org = room.org.clone();
+        let actor = RoomActor {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            linger: self.linger,
+        };
+        let (actor_ref, _) = Actor::spawn_linked(None, actor, room, myself.get_cell())
+            .await
+            .map_err(|e| {
+                error!(%room_id, error = %e, "room actor failed to start");
+                RoomError::OwnerUnavailable {
+                    room_id: room_id.to_string(),
+                    message: "room actor failed to start".into(),
+                }
+            })?;
+        state
+            .rooms_by_actor
+            .insert(actor_ref.get_id(), (org, room_id));
+        self.live.insert(room_id, actor_ref.clone());
+        Ok(actor_ref)
+    }
+
+    /// Returns the room's actor if it is running and not on its way out.
+    fn running(&self, room_id: RoomId) -> Option<ActorRef<RoomMsg>> {
+        let actor = self.live.get(&room_id)?.value().clone();
+        let status = actor.get_status();
+        (status == ractor::ActorStatus::Running || status == ractor::ActorStatus::Starting)
+            .then_some(actor)
+    }
+
+    fn room_exited(
+        &self,
+        myself: &ActorRef<RegistryMsg>,
+        state: &mut RegistryState,
+        cell: &ActorCell,
+        normal: bool,
+        reason: &str,
+    ) {
+        let Some((org, room_id)) = state.rooms_by_actor.remove(&cell.get_id()) else {
+            return;
+        };
+        // A newer actor may already serve the room; only drop this one.
+        self.live
+            .remove_if(&room_id, |_, actor| actor.get_id() == cell.get_id());
+
+        if normal {
+            debug!(%room_id, reason, "room actor exited");
+            state.restarts.remove(&room_id);
+            return;
+        }
+
+        let now = Instant::now();
+        let recent = state.restarts.entry(room_id).or_default();
+        while recent.front().is_some_and(|at| now - *at > self.restart.window) {
+            recent.pop_front();
+        }
+        if recent.len() >= self.restart.budget {
+            error!(
+                %room_id,
+                reason,
+                budget = self.restart.budget,
+                "room actor failed; restart budget spent, room stays unloaded until its next request"
+            );
+            return;
+        }
+        let backoff = self
+            .restart
+            .backoff
+            .saturating_mul(1 << recent.len().min(16))
+            .min(self.restart.max_backoff);
+        recent.push_back(now);
+
+        warn!(%room_id, reason, backoff_ms = backoff.as_millis() as u64, "room actor failed; restarting from the store");
+        myself.send_after(backoff, move || RegistryMsg::Restart { org, room_id });
+    }
+}

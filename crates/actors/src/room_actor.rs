@@ -1,0 +1,326 @@
+//! The room actor: owns one live room's state and timers.
+//!
+//! Every request for the room passes through this actor's mailbox, so
+//! changes are applied one at a time. A change is committed to the store
+//! before the reply goes out; if the store rejects it as stale or its
+//! outcome is unknown, the actor fails so that the registry reloads the room
+//! from the store rather than trusting memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use roomd_model::{Event, Principal, Room, RoomDefinition, RoomError, RoomResult, RoomState};
+use roomd_store::{Store, StoreError};
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::command::Command;
+
+/// Exit reason of a room actor whose room closed and lingered.
+pub const EXIT_CLOSED: &str = "closed";
+/// Exit reason of a room actor whose room was deleted.
+pub const EXIT_DELETED: &str = "deleted";
+
+/// How long a timer whose commit failed waits before it tries again.
+const TIMER_RETRY: Duration = Duration::from_secs(1);
+
+pub enum RoomMsg {
+    Get {
+        org: String,
+        principal: Principal,
+        reply: RpcReplyPort<RoomResult<Room>>,
+    },
+    Command {
+        org: String,
+        principal: Principal,
+        command: Command,
+        reply: RpcReplyPort<RoomResult<Room>>,
+    },
+    /// A timer armed with `generation` went off.
+    Timer { generation: u64 },
+    /// The linger after closing is over.
+    LingerOver,
+}
+
+pub struct RoomActor {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// How long a closed room's actor keeps serving reads before it stops.
+    pub linger: Duration,
+}
+
+pub struct RoomActorState {
+    room: Room,
+    timer: Option<JoinHandle<Result<(), MessagingErr<RoomMsg>>>>,
+    /// Bumped whenever the timer is re-armed, so that a stale timer message
+    /// already in the mailbox is ignored.
+    timer_generation: u64,
+}
+
+impl Actor for RoomActor {
+    type Msg = RoomMsg;
+    type State = RoomActorState;
+    /// The room as just loaded from, or written to, the store.
+    type Arguments = Room;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RoomMsg>,
+        room: Room,
+    ) -> Result<RoomActorState, ActorProcessingErr> {
+        Ok(RoomActorState {
+            room,
+            timer: None,
+            timer_generation: 0,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        debug!(room_id = %state.room.id, state = %state.room.state, "room actor started");
+        self.after_change(&myself, state);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.timer.take() {
+            timer.abort();
+        }
+        debug!(room_id = %state.room.id, "room actor stopped");
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RoomMsg>,
+        message: RoomMsg,
+        state: &mut RoomActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RoomMsg::Get {
+                org,
+                principal,
+                reply,
+            } => {
+                let result = check_org(&state.room, &org)
+                    .and_then(|()| state.room.require(&principal, roomd_model::Level::Read))
+                    .map(|_| state.room.clone());
+                send_reply(reply, result);
+                Ok(())
+            }
+            RoomMsg::Command {
+                org,
+                principal,
+                command,
+                reply,
+            } => {
+                self.handle_command(&myself, state, &org, &principal, command, reply)
+                    .await
+            }
+            RoomMsg::Timer { generation } => {
+                if generation == state.timer_generation {
+                    self.fire_timer(&myself, state).await?;
+                }
+                Ok(())
+            }
+            RoomMsg::LingerOver => {
+                myself.stop(Some(EXIT_CLOSED.into()));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl RoomActor {
+    async fn handle_command(
+        &self,
+        myself: &ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+        org: &str,
+        principal: &Principal,
+        command: Command,
+        reply: RpcReplyPort<RoomResult<Room>>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Err(fault) = check_org(&state.room, org) {
+            send_reply(reply, Err(fault));
+            return Ok(());
+        }
+        let definition = if command.needs_definition() {
+            match load_definition(self.store.as_ref(), org).await {
+                Ok(definition) => definition,
+                Err(fault) => {
+                    send_reply(reply, Err(fault));
+                    return Ok(());
+                }
+            }
+        } else {
+            RoomDefinition::implicit(org)
+        };
+
+        let mut next = state.room.clone();
+        let events = match command.apply(&mut next, principal, &definition, self.clock.now()) {
+            Ok(events) => events,
+            Err(fault) => {
+                send_reply(reply, Err(fault));
+                return Ok(());
+            }
+        };
+
+        let deleting = matches!(command, Command::Delete);
+        if events.is_empty() && !deleting {
+            send_reply(reply, Ok(next));
+            return Ok(());
+        }
+
+        let committed = if deleting {
+            self.store
+                .delete_room(&next, &events, state.room.version)
+                .await
+        } else {
+            self.store.commit(&next, &events, state.room.version).await
+        };
+        if let Err(error) = committed {
+            return self.commit_failed(state, command.name(), error, Some(reply));
+        }
+
+        info!(
+            room_id = %next.id,
+            command = command.name(),
+            version = next.version,
+            events = events.len(),
+            "room changed"
+        );
+        state.room = next;
+        send_reply(reply, Ok(state.room.clone()));
+
+        if deleting {
+            myself.stop(Some(EXIT_DELETED.into()));
+        } else {
+            self.after_change(myself, state);
+        }
+        Ok(())
+    }
+
+    async fn fire_timer(
+        &self,
+        myself: &ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let mut next = state.room.clone();
+        let events = next.fire_due_timer(self.clock.now());
+        if events.is_empty() {
+            // Woken early (the clock moved); arm again for the deadline.
+            self.after_change(myself, state);
+            return Ok(());
+        }
+
+        if let Err(error) = self.store.commit(&next, &events, state.room.version).await {
+            if let StoreError::Unavailable(_) = error {
+                warn!(room_id = %next.id, error = %error, "timer commit failed; retrying");
+                self.arm_in(myself, state, TIMER_RETRY);
+                return Ok(());
+            }
+            return self.commit_failed(state, "timer", error, None);
+        }
+
+        log_timer_events(&events);
+        state.room = next;
+        self.after_change(myself, state);
+        Ok(())
+    }
+
+    /// Handles a failed commit. A store that was unreachable applied
+    /// nothing, so the caller gets a retryable fault and the room stays as
+    /// it was. A stale version or an unknown outcome means memory can no
+    /// longer be trusted: the actor fails and the registry reloads it.
+    fn commit_failed(
+        &self,
+        state: &RoomActorState,
+        action: &str,
+        error: StoreError,
+        reply: Option<RpcReplyPort<RoomResult<Room>>>,
+    ) -> Result<(), ActorProcessingErr> {
+        let room_id = state.room.id;
+        let reload = !matches!(error, StoreError::Unavailable(_));
+        warn!(%room_id, action, error = %error, reload, "room commit failed");
+        if let Some(reply) = reply {
+            send_reply(reply, Err(RoomError::from(error.clone())));
+        }
+        if reload {
+            return Err(format!("room {room_id}: {action} commit failed: {error}").into());
+        }
+        Ok(())
+    }
+
+    /// Re-arms the timer after the room changed, and starts the linger once
+    /// the room is closed.
+    fn after_change(&self, myself: &ActorRef<RoomMsg>, state: &mut RoomActorState) {
+        if state.room.state == RoomState::Closed {
+            if let Some(timer) = state.timer.take() {
+                timer.abort();
+            }
+            state.timer_generation += 1;
+            myself.send_after(self.linger, || RoomMsg::LingerOver);
+            return;
+        }
+        let Some((deadline, _)) = state.room.next_deadline() else {
+            return;
+        };
+        let delay = (deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        self.arm_in(myself, state, delay);
+    }
+
+    fn arm_in(&self, myself: &ActorRef<RoomMsg>, state: &mut RoomActorState, delay: Duration) {
+        if let Some(timer) = state.timer.take() {
+            timer.abort();
+        }
+        state.timer_generation += 1;
+        let generation = state.timer_generation;
+        state.timer = Some(myself.send_after(delay, move || RoomMsg::Timer { generation }));
+    }
+}
+
+fn log_timer_events(events: &[Event]) {
+    for event in events {
+        info!(
+            room_id = %event.room_id,
+            event = %event.name,
+            reason = event.reason.as_deref().unwrap_or(""),
+            "room timer fired"
+        );
+    }
+}
+
+/// Rooms are scoped by org: a room of another org does not exist for the
+/// caller.
+fn check_org(room: &Room, org: &str) -> RoomResult<()> {
+    if room.org == org {
+        Ok(())
+    } else {
+        Err(RoomError::RoomNotFound {
+            room_id: room.id.to_string(),
+        })
+    }
+}
+
+pub(crate) async fn load_definition(store: &dyn Store, org: &str) -> RoomResult<RoomDefinition> {
+    Ok(store
+        .get_definition(org)
+        .await?
+        .unwrap_or_else(|| RoomDefinition::implicit(org)))
+}
+
+fn send_reply(reply: RpcReplyPort<RoomResult<Room>>, result: RoomResult<Room>) {
+    // The caller may have given up (timeout, cancelled RPC); the change, if
+    // any, is committed all the same.
+    let _ = reply.send(result);
+}

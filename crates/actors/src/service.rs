@@ -1,0 +1,421 @@
+//! [`RoomService`]: what the server calls for every room operation.
+//!
+//! Requests for a live room go straight to its actor, found in the shared
+//! live map; on a miss the registry activates the room. Finds, watches and
+//! definitions read the store directly, and a closed room without an actor
+//! is served from its stored copy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, MessagingErr};
+use roomd_model::filter::SortOrder;
+use roomd_model::{
+    Event, Filter, Level, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomError,
+    RoomId, RoomResult, SortField,
+};
+use roomd_store::{Created, RoomQuery, Store};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::command::Command;
+use crate::registry::{Activation, LiveRooms, RegistryMsg, RestartPolicy, RoomRegistry};
+use crate::room_actor::{RoomMsg, load_definition};
+use crate::watch;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// How long a request waits for a room actor before it reports the owner
+/// unavailable.
+const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub defaults: RoomDefaults,
+    /// How long a closed room's actor keeps serving before it stops.
+    pub linger: Duration,
+    pub restart: RestartPolicy,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            defaults: RoomDefaults::default(),
+            linger: Duration::from_secs(10),
+            restart: RestartPolicy::default(),
+        }
+    }
+}
+
+/// The room operations of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct RoomService {
+    registry: ActorRef<RegistryMsg>,
+    live: LiveRooms,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    defaults: Arc<RoomDefaults>,
+}
+
+/// Where [`RoomService::route`] found the room.
+enum Routed {
+    /// The room's actor handled the message and replied with the room.
+    Replied(Room),
+    /// The room is closed and has no actor; this is its stored copy.
+    Closed(Room),
+}
+
+/// One page of [`RoomService::find`].
+#[derive(Debug, Clone)]
+pub struct FoundRooms {
+    pub rooms: Vec<Room>,
+    pub next_page_token: Option<String>,
+}
+
+impl RoomService {
+    /// Starts the node's room registry.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> RoomResult<Self> {
+        config.defaults.check()?;
+        let live = LiveRooms::default();
+        let registry = RoomRegistry {
+            store: store.clone(),
+            clock: clock.clone(),
+            linger: config.linger,
+            restart: config.restart,
+            live: live.clone(),
+        };
+        let (registry, _) = Actor::spawn(None, registry, ())
+            .await
+            .map_err(|e| RoomError::StoreUnavailable {
+                message: format!("room registry failed to start: {e}"),
+            })?;
+        Ok(RoomService {
+            registry,
+            live,
+            store,
+            clock,
+            defaults: Arc::new(config.defaults),
+        })
+    }
+
+    /// Stops the registry and every room actor, waiting for them to finish.
+    pub async fn shutdown(&self) {
+        info!(rooms = self.live.len(), "stopping room actors");
+        if let Err(e) = self
+            .registry
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await
+        {
+            warn!(error = %e, "room registry did not stop cleanly");
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Returns how many room actors run on this node.
+    pub fn live_rooms(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Validates and stores a new room, then starts its actor, which opens
+    /// the room right away unless `openAt` lies ahead. A `request_id` seen
+    /// before in the org returns the room made the first time.
+    pub async fn create(
+        &self,
+        org: &str,
+        principal: &Principal,
+        request: NewRoom,
+        request_id: Option<&str>,
+    ) -> RoomResult<Room> {
+        if let Some(request_id) = request_id {
+            roomd_model::validate::identifier("requestId", request_id)?;
+        }
+        let definition = load_definition(self.store.as_ref(), org).await?;
+        let (room, events) = Room::create(
+            RoomId::generate(),
+            org,
+            request,
+            &definition,
+            &self.defaults,
+            principal,
+            self.clock.now(),
+        )?;
+
+        if let Created::Existing(existing) = self.store.create_room(&room, &events, request_id).await? {
+            info!(room_id = %existing.id, org, "create retried; returning the room made first");
+            return Ok(existing);
+        }
+        info!(room_id = %room.id, org, state = %room.state, "room created");
+
+        let spawned = self
+            .registry
+            .call(|reply| RegistryMsg::Spawn { room: room.clone(), reply }, Some(ACTOR_CALL_TIMEOUT))
+            .await;
+        if let Err(fault) = flatten_call(room.id, spawned) {
+            // The room is durable; the next request for it activates it.
+            warn!(room_id = %room.id, error = %fault, "room actor did not start after create");
+        }
+        Ok(room)
+    }
+
+    pub async fn get(&self, org: &str, principal: &Principal, room_id: RoomId) -> RoomResult<Room> {
+        let (org_for_actor, principal_for_actor) = (org.to_owned(), principal.clone());
+        let routed = self
+            .route(org, room_id, move |reply| RoomMsg::Get {
+                org: org_for_actor,
+                principal: principal_for_actor,
+                reply,
+            })
+            .await?;
+        match routed {
+            Routed::Replied(room) => Ok(room),
+            Routed::Closed(room) => {
+                room.require(principal, Level::Read)?;
+                Ok(room)
+            }
+        }
+    }
+
+    /// Applies a change to a room through its actor.
+    pub async fn command(
+        &self,
+        org: &str,
+        principal: &Principal,
+        room_id: RoomId,
+        command: Command,
+    ) -> RoomResult<Room> {
+        let (org_for_actor, principal_for_actor, command_for_actor) =
+            (org.to_owned(), principal.clone(), command.clone());
+        let routed = self
+            .route(org, room_id, move |reply| RoomMsg::Command {
+                org: org_for_actor,
+                principal: principal_for_actor,
+                command: command_for_actor,
+                reply,
+            })
+            .await?;
+        match routed {
+            Routed::Replied(room) => Ok(room),
+            Routed::Closed(room) => self.command_on_closed(org, principal, room, &command).await,
+        }
+    }
+
+    /// Finds the org's rooms that match a filter and that the principal may
+    /// read.
+    pub async fn find(
+        &self,
+        org: &str,
+        principal: &Principal,
+        filter: &str,
+        sort: &[SortField],
+        limit: u32,
+        page_token: &str,
+    ) -> RoomResult<FoundRooms> {
+        let definition = load_definition(self.store.as_ref(), org).await?;
+        let filter = Filter::parse(filter, &definition)?;
+        let order = SortOrder::new(sort, &definition)?;
+        let limit = match limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(RoomError::validation(
+                    "limit",
+                    format!("{n} is above the maximum page size of {MAX_PAGE_SIZE}"),
+                ));
+            }
+            n => n,
+        };
+        let offset = parse_page_token(page_token)?;
+
+        let page = self
+            .store
+            .find_rooms(RoomQuery {
+                org,
+                principal,
+                filter: &filter,
+                order: &order,
+                offset,
+                limit: limit as usize,
+            })
+            .await?;
+        Ok(FoundRooms {
+            rooms: page.rooms,
+            next_page_token: page.next_offset.map(|offset| offset.to_string()),
+        })
+    }
+
+    /// Replays a room's events from `from_seq`, then follows them live. The
+    /// channel closes after `room.closed`, or carries a fault and closes.
+    pub async fn watch(
+        &self,
+        org: &str,
+        principal: &Principal,
+        room_id: RoomId,
+        from_seq: u64,
+    ) -> RoomResult<mpsc::Receiver<RoomResult<Event>>> {
+        self.get(org, principal, room_id).await?;
+        Ok(watch::follow(self.store.clone(), org.to_owned(), room_id, from_seq))
+    }
+
+    /// Stores the org's room definition. Only the calling service itself,
+    /// acting for no account, may change it.
+    pub async fn put_definition(
+        &self,
+        principal: &Principal,
+        definition: RoomDefinition,
+    ) -> RoomResult<RoomDefinition> {
+        if *principal != Principal::Service {
+            return Err(RoomError::AccessDenied {
+                room_id: String::new(),
+                required: Level::Update,
+            });
+        }
+        self.store.put_definition(&definition).await?;
+        info!(org = %definition.org, properties = definition.properties.len(), "room definition stored");
+        Ok(definition)
+    }
+
+    pub async fn get_definition(&self, org: &str) -> RoomResult<RoomDefinition> {
+        self.store
+            .get_definition(org)
+            .await?
+            .ok_or_else(|| RoomError::DefinitionNotFound { org: org.to_owned() })
+    }
+
+    /// Kills a room's actor as a crash would; the registry restarts it from
+    /// the store. Returns whether an actor was running.
+    pub async fn kill_room(&self, room_id: RoomId) -> RoomResult<bool> {
+        let killed = self
+            .registry
+            .call(|reply| RegistryMsg::Kill { room_id, reply }, Some(ACTOR_CALL_TIMEOUT))
+            .await;
+        flatten_call(room_id, killed.map(|result| match result {
+            CallResult::Success(killed) => CallResult::Success(Ok(killed)),
+            CallResult::Timeout => CallResult::Timeout,
+            CallResult::SenderError => CallResult::SenderError,
+        }))
+    }
+
+    /// Sends a message to the room's actor and returns its reply. A room
+    /// without an actor is activated first; a closed room without one comes
+    /// back as [`Routed::Closed`] for the caller to serve from the store.
+    async fn route<F>(&self, org: &str, room_id: RoomId, message: F) -> RoomResult<Routed>
+    where
+        F: FnOnce(ractor::RpcReplyPort<RoomResult<Room>>) -> RoomMsg,
+    {
+        let actor = match self.live.get(&room_id).map(|entry| entry.value().clone()) {
+            Some(actor) => actor,
+            None => match self.activate(org, room_id).await? {
+                Activation::Live(actor) => actor,
+                Activation::Closed(room) => return Ok(Routed::Closed(room)),
+            },
+        };
+
+        // Build the message once. If the actor stopped before it could
+        // receive it, the message comes back undelivered, so it is safe to
+        // hand it to a freshly activated actor.
+        let (sender, receiver) = ractor::concurrency::oneshot();
+        let message = message(sender.into());
+        let message = match actor.send_message(message) {
+            Ok(()) => return await_reply(room_id, receiver).await.map(Routed::Replied),
+            Err(MessagingErr::SendErr(message)) => message,
+            Err(other) => return Err(owner_unavailable(room_id, &other.to_string())),
+        };
+
+        match self.activate(org, room_id).await? {
+            Activation::Live(actor) => {
+                actor
+                    .send_message(message)
+                    .map_err(|e| owner_unavailable(room_id, &e.to_string()))?;
+                await_reply(room_id, receiver).await.map(Routed::Replied)
+            }
+            Activation::Closed(room) => Ok(Routed::Closed(room)),
+        }
+    }
+
+    async fn activate(&self, org: &str, room_id: RoomId) -> RoomResult<Activation> {
+        let org = org.to_owned();
+        let result = self
+            .registry
+            .call(
+                |reply| RegistryMsg::Activate {
+                    org,
+                    room_id,
+                    reply,
+                },
+                Some(ACTOR_CALL_TIMEOUT),
+            )
+            .await;
+        flatten_call(room_id, result)
+    }
+
+    /// Applies a command to a closed room that has no actor. Only a delete
+    /// changes anything; every other command returns its fault.
+    async fn command_on_closed(
+        &self,
+        org: &str,
+        principal: &Principal,
+        mut room: Room,
+        command: &Command,
+    ) -> RoomResult<Room> {
+        let definition = load_definition(self.store.as_ref(), org).await?;
+        let version = room.version;
+        let events = command.apply(&mut room, principal, &definition, self.clock.now())?;
+        if matches!(command, Command::Delete) {
+            self.store.delete_room(&room, &events, version).await?;
+            info!(room_id = %room.id, org, "closed room deleted");
+        }
+        Ok(room)
+    }
+}
+
+async fn await_reply(
+    room_id: RoomId,
+    receiver: ractor::concurrency::OneshotReceiver<RoomResult<Room>>,
+) -> RoomResult<Room> {
+    match tokio::time::timeout(ACTOR_CALL_TIMEOUT, receiver).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(owner_unavailable(
+            room_id,
+            "the room actor stopped before it replied",
+        )),
+        Err(_) => Err(owner_unavailable(room_id, "the room actor did not reply in time")),
+    }
+}
+
+fn flatten_call<T, M>(
+    room_id: RoomId,
+    result: Result<CallResult<RoomResult<T>>, MessagingErr<M>>,
+) -> RoomResult<T> {
+    match result {
+        Ok(CallResult::Success(result)) => result,
+        Ok(CallResult::Timeout) => Err(owner_unavailable(room_id, "the room registry did not reply in time")),
+        Ok(CallResult::SenderError) | Err(_) => {
+            Err(owner_unavailable(room_id, "the room registry is not running"))
+        }
+    }
+}
+
+fn owner_unavailable(room_id: RoomId, message: &str) -> RoomError {
+    RoomError::OwnerUnavailable {
+        room_id: room_id.to_string(),
+        message: message.to_owned(),
+    }
+}
+
+fn parse_page_token(token: &str) -> RoomResult<usize> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .parse()
+        .map_err(|_| RoomError::validation("pageToken", "is not a page token returned by FindRooms"))
+}

@@ -1,0 +1,134 @@
+//! The org and the acting principal of a request, from its metadata:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `x-roomd-org` | the org; `default` when absent |
+//! | `x-roomd-account` | the acting account; absent means the calling service itself, `anonymous` a caller that is not signed in |
+//! | `x-roomd-roles` | comma-separated roles of the principal |
+//!
+//! NOTE: this build authenticates no caller, so it trusts these headers from
+//! anyone who can reach the port; it serves loopback addresses only unless
+//! started with `--insecure-no-auth`.
+
+use roomd_model::{Principal, RoomError, RoomResult, validate};
+use tonic::metadata::MetadataMap;
+
+pub const ORG_HEADER: &str = "x-roomd-org";
+pub const ACCOUNT_HEADER: &str = "x-roomd-account";
+pub const ROLES_HEADER: &str = "x-roomd-roles";
+pub const DEFAULT_ORG: &str = "default";
+
+/// Who a request acts for, and in which org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub org: String,
+    pub principal: Principal,
+}
+
+impl Caller {
+    pub fn from_metadata(metadata: &MetadataMap) -> RoomResult<Self> {
+        let org = header(metadata, ORG_HEADER)?.unwrap_or(DEFAULT_ORG);
+        validate::identifier(ORG_HEADER, org)?;
+
+        let roles = match header(metadata, ROLES_HEADER)? {
+            None => Vec::new(),
+            Some(text) => parse_roles(text)?,
+        };
+        let principal = match header(metadata, ACCOUNT_HEADER)? {
+            None if roles.is_empty() => Principal::Service,
+            None => {
+                return Err(RoomError::validation(
+                    ROLES_HEADER,
+                    format!("needs {ACCOUNT_HEADER}; the calling service itself has no roles"),
+                ));
+            }
+            Some("anonymous") => Principal::Anonymous { roles },
+            Some(account) => {
+                validate::account(ACCOUNT_HEADER, account)?;
+                Principal::Account {
+                    id: account.to_owned(),
+                    roles,
+                }
+            }
+        };
+        Ok(Caller {
+            org: org.to_owned(),
+            principal,
+        })
+    }
+}
+
+fn header<'a>(metadata: &'a MetadataMap, key: &str) -> RoomResult<Option<&'a str>> {
+    match metadata.get(key) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|text| Some(text.trim()))
+            .map_err(|_| RoomError::validation(key, "must be printable ASCII")),
+    }
+}
+
+fn parse_roles(text: &str) -> RoomResult<Vec<String>> {
+    let mut roles = Vec::new();
+    for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        validate::identifier(ROLES_HEADER, role)?;
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_owned());
+        }
+    }
+    Ok(roles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(pairs: &[(&'static str, &'static str)]) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        for (key, value) in pairs {
+            map.insert(*key, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn no_account_is_the_service() {
+        let caller = Caller::from_metadata(&metadata(&[])).unwrap();
+        assert_eq!(caller.org, "default");
+        assert_eq!(caller.principal, Principal::Service);
+    }
+
+    #[test]
+    fn account_with_roles() {
+        let caller = Caller::from_metadata(&metadata(&[
+            ("x-roomd-org", "clinic1"),
+            ("x-roomd-account", "acc1"),
+            ("x-roomd-roles", "developer, nurse,developer"),
+        ]))
+        .unwrap();
+        assert_eq!(caller.org, "clinic1");
+        assert_eq!(
+            caller.principal,
+            Principal::Account {
+                id: "acc1".into(),
+                roles: vec!["developer".into(), "nurse".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn anonymous_and_bad_values() {
+        let anonymous = Caller::from_metadata(&metadata(&[("x-roomd-account", "anonymous")])).unwrap();
+        assert_eq!(anonymous.principal, Principal::Anonymous { roles: vec![] });
+
+        for bad in [
+            metadata(&[("x-roomd-account", "public")]),
+            metadata(&[("x-roomd-account", "a b")]),
+            metadata(&[("x-roomd-org", "")]),
+            metadata(&[("x-roomd-roles", "dev")]),
+        ] {
+            let err = Caller::from_metadata(&bad).unwrap_err();
+            assert_eq!(err.reason(), "invalidArgument.validation");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Flags of the `roomd` binary. Every flag can also be set through the
+//! environment variable named beside it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use roomd_actors::ServiceConfig;
+use roomd_actors::registry::RestartPolicy;
+use roomd_model::RoomDefaults;
+use roomd_model::room::{MAX_PARTICIPANTS, MAX_TIMEOUT_SECS, MIN_PARTICIPANTS, MIN_TIMEOUT_SECS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Televisit room service: rooms, access lists, participants and timers
+/// over gRPC.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "roomd", version)]
+pub struct Args {
+    /// Address of the public gRPC API. Without authentication (which this
+    /// build does not have yet) only loopback addresses are allowed, unless
+    /// --insecure-no-auth is given.
+    #[arg(long, env = "ROOMD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Serve a non-loopback address without authenticating callers. Every
+    /// caller that can reach the port is then trusted.
+    #[arg(long, env = "ROOMD_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Default seconds from opening until a room that nobody joined closes.
+    #[arg(long, env = "ROOMD_UNUSED_TIMEOUT", default_value_t = 300, value_parser = timeout_secs)]
+    pub unused_timeout: u32,
+
+    /// Default seconds from the last leave until an empty room closes.
+    #[arg(long, env = "ROOMD_EMPTY_TIMEOUT", default_value_t = 300, value_parser = timeout_secs)]
+    pub empty_timeout: u32,
+
+    /// Default maximum duration of a room in seconds; no maximum when unset.
+    #[arg(long, env = "ROOMD_MAX_DURATION", value_parser = timeout_secs)]
+    pub max_duration: Option<u32>,
+
+    /// Default maximum number of connected participants per room.
+    #[arg(long, env = "ROOMD_MAX_PARTICIPANTS", default_value_t = MIN_PARTICIPANTS,
+          value_parser = clap::value_parser!(u32).range(i64::from(MIN_PARTICIPANTS)..=i64::from(MAX_PARTICIPANTS)))]
+    pub max_participants: u32,
+
+    /// Seconds a closed room's actor keeps serving before it stops; reads of
+    /// closed rooms then come from the store.
+    #[arg(long, env = "ROOMD_CLOSED_LINGER", default_value_t = 10)]
+    pub closed_linger: u64,
+
+    /// Log line format.
+    #[arg(long, env = "ROOMD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, for example `info` or
+    /// `roomd_actors=debug,info`.
+    #[arg(long, env = "ROOMD_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn timeout_secs(text: &str) -> Result<u32, String> {
+    let secs: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))?;
+    if (MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "{secs} s is outside {MIN_TIMEOUT_SECS} s to {MAX_TIMEOUT_SECS} s"
+        ))
+    }
+}
+
+/// Everything a node needs to run, independent of how it was parsed.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub service: ServiceConfig,
+    /// Serve non-loopback addresses without authentication.
+    pub insecure_no_auth: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            service: ServiceConfig::default(),
+            insecure_no_auth: false,
+        }
+    }
+}
+
+impl From<&Args> for ServerConfig {
+    fn from(args: &Args) -> Self {
+        ServerConfig {
+            service: ServiceConfig {
+                defaults: RoomDefaults {
+                    max_participants: args.max_participants,
+                    unused_timeout: args.unused_timeout,
+                    empty_timeout: args.empty_timeout,
+                    max_duration: args.max_duration,
+                },
+                linger: Duration::from_secs(args.closed_linger),
+                restart: RestartPolicy::default(),
+            },
+            insecure_no_auth: args.insecure_no_auth,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_documentation() {
+        let args = Args::try_parse_from(["roomd"]).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!(args.unused_timeout, 300);
+        assert_eq!(args.empty_timeout, 300);
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn timeouts_out_of_range_are_rejected() {
+        assert!(Args::try_parse_from(["roomd", "--unused-timeout", "0"]).is_err());
+        assert!(Args::try_parse_from(["roomd", "--empty-timeout", "86401"]).is_err());
+        assert!(Args::try_parse_from(["roomd", "--max-participants", "1"]).is_err());
+        assert!(Args::try_parse_from(["roomd", "--log-format", "xml"]).is_err());
+    }
+}

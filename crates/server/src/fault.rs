@@ -1,0 +1,79 @@
+//! The one mapping from room faults to gRPC statuses.
+//!
+//! Every status carries a `google.rpc.ErrorInfo` with domain `roomd`, the
+//! fault's dotted reason and its metadata (`roomId`, `path`, ...), and
+//! validation faults also carry a `google.rpc.BadRequest` field violation.
+
+use std::collections::HashMap;
+
+use roomd_model::RoomError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::warn;
+
+pub const DOMAIN: &str = "roomd";
+
+pub fn code(error: &RoomError) -> Code {
+    match error {
+        RoomError::RoomNotFound { .. } | RoomError::DefinitionNotFound { .. } => Code::NotFound,
+        RoomError::AccessDenied { .. } => Code::PermissionDenied,
+        RoomError::Unauthenticated { .. } => Code::Unauthenticated,
+        RoomError::Validation { .. } => Code::InvalidArgument,
+        RoomError::Closed { .. } | RoomError::NotOpen { .. } | RoomError::Transition { .. } => {
+            Code::FailedPrecondition
+        }
+        RoomError::MaxParticipants { .. } | RoomError::MaxOpenRooms { .. } => {
+            Code::ResourceExhausted
+        }
+        RoomError::VersionConflict { .. } => Code::Aborted,
+        RoomError::StoreUnavailable { .. } | RoomError::OwnerUnavailable { .. } => {
+            Code::Unavailable
+        }
+    }
+}
+
+/// Converts a fault into the status sent to the client.
+pub fn status(error: RoomError) -> Status {
+    if error.is_retryable() {
+        warn!(reason = error.reason(), error = %error, "request failed; the client may retry");
+    }
+
+    let metadata: HashMap<String, String> = error
+        .metadata()
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    let mut details = ErrorDetails::with_error_info(error.reason(), DOMAIN, metadata);
+    if let RoomError::Validation { path, message } = &error {
+        details.add_bad_request_violation(path.clone(), message.clone());
+    }
+    Status::with_error_details(code(&error), error.to_string(), details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_fault_carries_path_and_violation() {
+        let status = status(RoomError::validation("label", "must not be empty"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "invalidArgument.validation");
+        assert_eq!(info.domain, "roomd");
+        assert_eq!(info.metadata["path"], "label");
+
+        let bad_request = status.get_details_bad_request().unwrap();
+        assert_eq!(bad_request.field_violations[0].field, "label");
+    }
+
+    #[test]
+    fn closed_room_is_failed_precondition() {
+        let status = status(RoomError::Closed {
+            room_id: "r1".into(),
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.get_details_error_info().unwrap().metadata["roomId"], "r1");
+    }
+}

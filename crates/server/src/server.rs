@@ -1,0 +1,106 @@
+//! Starting a node and serving the API until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use roomd_actors::{RoomService, SystemClock};
+use roomd_model::RoomError;
+use roomd_proto::v1::definitions_server::DefinitionsServer;
+use roomd_proto::v1::rooms_server::RoomsServer;
+use roomd_store::{MemoryStore, Store};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::{info, warn};
+
+use crate::api::{DefinitionsApi, RoomsApi};
+use crate::config::ServerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "refusing to serve {0} without authentication: listen on a loopback address, or pass --insecure-no-auth to trust every caller that can reach it"
+    )]
+    UnauthenticatedAddress(SocketAddr),
+
+    #[error("node failed to start: {0}")]
+    Start(#[from] RoomError),
+
+    #[error("reflection service failed to build: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+
+    #[error("cannot read the listening address: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started roomd node: its room registry runs, and [`RoomdServer::serve`]
+/// exposes it over gRPC.
+pub struct RoomdServer {
+    service: RoomService,
+    config: ServerConfig,
+}
+
+impl RoomdServer {
+    /// Starts a node on the in-memory store.
+    pub async fn start_in_memory(config: ServerConfig) -> Result<Self, ServerError> {
+        warn!(
+            "using the in-memory store: rooms live only in this process and are lost when it stops"
+        );
+        Self::start(config, Arc::new(MemoryStore::new())).await
+    }
+
+    pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
+        let service =
+            RoomService::start(store, Arc::new(SystemClock), config.service.clone()).await?;
+        Ok(RoomdServer { service, config })
+    }
+
+    /// The node's room operations, for embedding and tests.
+    pub fn service(&self) -> &RoomService {
+        &self.service
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, then stops
+    /// taking requests, lets running ones finish, and stops the room actors.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let address = listener.local_addr()?;
+        if !address.ip().is_loopback() && !self.config.insecure_no_auth {
+            return Err(ServerError::UnauthenticatedAddress(address));
+        }
+        if !address.ip().is_loopback() {
+            warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
+        }
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<RoomsServer<RoomsApi>>().await;
+        health.set_serving::<DefinitionsServer<DefinitionsApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(roomd_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        info!(%address, store = self.service.store().kind(), "roomd listening");
+        let served = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(RoomsServer::new(RoomsApi::new(self.service.clone())))
+            .add_service(DefinitionsServer::new(DefinitionsApi::new(self.service.clone())))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                shutdown.await;
+                info!("shutdown requested; finishing running requests");
+                health.set_not_serving::<RoomsServer<RoomsApi>>().await;
+            })
+            .await;
+
+        self.service.shutdown().await;
+        info!("roomd stopped");
+        served.map_err(ServerError::from)
+    }
+}

@@ -1,0 +1,48 @@
+use roomd_model::RoomError;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Failures of a store operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached; nothing was applied.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+
+    /// The write may or may not have applied (for example, the connection
+    /// dropped after the command was sent). The writer must reload.
+    #[error("store outcome unknown: {0}")]
+    Ambiguous(String),
+
+    /// The stored room is not at the version the writer expected, so the
+    /// writer's copy is stale. Nothing was applied.
+    #[error("room {room_id} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        room_id: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    /// The room to change does not exist (any more).
+    #[error("room {0} not found in the store")]
+    RoomMissing(String),
+
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for RoomError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::RoomMissing(room_id) => RoomError::RoomNotFound { room_id },
+            StoreError::VersionMismatch { room_id, .. } => RoomError::OwnerUnavailable {
+                room_id,
+                message: "the room changed under its owner, which is reloading it".into(),
+            },
+            other => RoomError::StoreUnavailable {
+                message: other.to_string(),
+            },
+        }
+    }
+}

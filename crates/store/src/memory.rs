@@ -1,0 +1,316 @@
+//! The in-memory store: one node, nothing survives a restart.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use roomd_model::{Event, Level, Room, RoomDefinition, RoomId};
+use tokio::sync::broadcast;
+
+use crate::{Created, RoomPage, RoomQuery, Store, StoreError, StoreResult};
+
+/// Events a live subscriber may fall behind by before it sees `Lagged`.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<RoomId, StoredRoom>,
+    rooms_by_org: HashMap<String, BTreeSet<RoomId>>,
+    request_ids: HashMap<(String, String), RoomId>,
+    definitions: HashMap<String, RoomDefinition>,
+    subscribers: HashMap<RoomId, broadcast::Sender<Event>>,
+}
+
+struct StoredRoom {
+    room: Room,
+    events: Vec<Event>,
+    request_id: Option<String>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns how many rooms are stored, across all orgs.
+    pub fn room_count(&self) -> usize {
+        self.lock().rooms.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug in this file; the
+        // maps stay consistent because every method validates before it
+        // mutates, so recovering the guard is safe.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn stored_at(&mut self, room: &Room, expected_version: u64) -> StoreResult<&mut StoredRoom> {
+        let stored = self
+            .rooms
+            .get_mut(&room.id)
+            .filter(|stored| stored.room.org == room.org)
+            .ok_or_else(|| StoreError::RoomMissing(room.id.to_string()))?;
+        if stored.room.version != expected_version {
+            return Err(StoreError::VersionMismatch {
+                room_id: room.id.to_string(),
+                expected: expected_version,
+                actual: stored.room.version,
+            });
+        }
+        Ok(stored)
+    }
+
+    fn publish(&mut self, room_id: RoomId, events: &[Event]) {
+        if let Some(sender) = self.subscribers.get(&room_id) {
+            for event in events {
+                // No receiver left is fine: the sender is dropped below.
+                let _ = sender.send(event.clone());
+            }
+            if sender.receiver_count() == 0 {
+                self.subscribers.remove(&room_id);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create_room(
+        &self,
+        room: &Room,
+        events: &[Event],
+        request_id: Option<&str>,
+    ) -> StoreResult<Created> {
+        let mut inner = self.lock();
+        if let Some(request_id) = request_id {
+            let key = (room.org.clone(), request_id.to_owned());
+            if let Some(existing) = inner.request_ids.get(&key) {
+                let stored = &inner.rooms[existing];
+                return Ok(Created::Existing(stored.room.clone()));
+            }
+            inner.request_ids.insert(key, room.id);
+        }
+        inner
+            .rooms_by_org
+            .entry(room.org.clone())
+            .or_default()
+            .insert(room.id);
+        inner.rooms.insert(
+            room.id,
+            StoredRoom {
+                room: room.clone(),
+                events: events.to_vec(),
+                request_id: request_id.map(str::to_owned),
+            },
+        );
+        inner.publish(room.id, events);
+        Ok(Created::New)
+    }
+
+    async fn load_room(&self, org: &str, room_id: RoomId) -> StoreResult<Option<Room>> {
+        let inner = self.lock();
+        Ok(inner
+            .rooms
+            .get(&room_id)
+            .filter(|stored| stored.room.org == org)
+            .map(|stored| stored.room.clone()))
+    }
+
+    async fn commit(&self, room: &Room, events: &[Event], expected_version: u64) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let stored = inner.stored_at(room, expected_version)?;
+        stored.room = room.clone();
+        stored.events.extend_from_slice(events);
+        inner.publish(room.id, events);
+        Ok(())
+    }
+
+    async fn delete_room(
+        &self,
+        room: &Room,
+        events: &[Event],
+        expected_version: u64,
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.stored_at(room, expected_version)?;
+        let stored = inner.rooms.remove(&room.id).expect("checked above");
+        if let Some(ids) = inner.rooms_by_org.get_mut(&room.org) {
+            ids.remove(&room.id);
+        }
+        if let Some(request_id) = stored.request_id {
+            inner.request_ids.remove(&(room.org.clone(), request_id));
+        }
+        inner.publish(room.id, events);
+        inner.subscribers.remove(&room.id);
+        Ok(())
+    }
+
+    async fn find_rooms(&self, query: RoomQuery<'_>) -> StoreResult<RoomPage> {
+        let inner = self.lock();
+        let Some(ids) = inner.rooms_by_org.get(query.org) else {
+            return Ok(RoomPage {
+                rooms: Vec::new(),
+                next_offset: None,
+            });
+        };
+        let mut matching: Vec<&Room> = ids
+            .iter()
+            .map(|id| &inner.rooms[id].room)
+            .filter(|room| query.filter.matches(room))
+            .filter(|room| room.require(query.principal, Level::Read).is_ok())
+            .collect();
+        matching.sort_by(|a, b| query.order.compare(a, b));
+
+        let end = query.offset.saturating_add(query.limit).min(matching.len());
+        let rooms = matching
+            .get(query.offset..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|room| (*room).clone())
+            .collect();
+        let next_offset = (end < matching.len()).then_some(end);
+        Ok(RoomPage { rooms, next_offset })
+    }
+
+    async fn read_events(
+        &self,
+        org: &str,
+        room_id: RoomId,
+        from_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let inner = self.lock();
+        let Some(stored) = inner.rooms.get(&room_id).filter(|s| s.room.org == org) else {
+            return Err(StoreError::RoomMissing(room_id.to_string()));
+        };
+        // Sequence numbers start at 1 and have no gaps, so seq n sits at
+        // index n - 1.
+        let start = from_seq.saturating_sub(1) as usize;
+        Ok(stored
+            .events
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn subscribe(&self, room_id: RoomId) -> broadcast::Receiver<Event> {
+        let mut inner = self.lock();
+        inner
+            .subscribers
+            .entry(room_id)
+            .or_insert_with(|| broadcast::channel(SUBSCRIBER_BUFFER).0)
+            .subscribe()
+    }
+
+    async fn put_definition(&self, definition: &RoomDefinition) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner
+            .definitions
+            .insert(definition.org.clone(), definition.clone());
+        Ok(())
+    }
+
+    async fn get_definition(&self, org: &str) -> StoreResult<Option<RoomDefinition>> {
+        Ok(self.lock().definitions.get(org).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use roomd_model::filter::SortOrder;
+    use roomd_model::{Filter, NewRoom, Principal, RoomDefaults};
+
+    use super::*;
+
+    fn new_room(org: &str) -> (Room, Vec<Event>) {
+        let request = NewRoom {
+            label: "Visit".into(),
+            ..NewRoom::default()
+        };
+        Room::create(
+            RoomId::generate(),
+            org,
+            request,
+            &RoomDefinition::implicit(org),
+            &RoomDefaults::default(),
+            &Principal::Service,
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_per_request_id() {
+        let store = MemoryStore::new();
+        let (first, events) = new_room("org1");
+        assert_eq!(store.create_room(&first, &events, Some("r1")).await.unwrap(), Created::New);
+
+        let (second, events) = new_room("org1");
+        let outcome = store.create_room(&second, &events, Some("r1")).await.unwrap();
+        assert_eq!(outcome, Created::Existing(first));
+        assert_eq!(store.room_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn commit_rejects_stale_version() {
+        let store = MemoryStore::new();
+        let (mut room, events) = new_room("org1");
+        store.create_room(&room, &events, None).await.unwrap();
+
+        let opened = room.open(Utc::now()).unwrap();
+        store.commit(&room, &opened, 1).await.unwrap();
+        let err = store.commit(&room, &[], 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::VersionMismatch { actual: 2, .. }));
+
+        let log = store.read_events("org1", room.id, 1, 10).await.unwrap();
+        assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn rooms_are_scoped_by_org() {
+        let store = MemoryStore::new();
+        let (room, events) = new_room("org1");
+        store.create_room(&room, &events, None).await.unwrap();
+        assert!(store.load_room("org2", room.id).await.unwrap().is_none());
+
+        let everything = Filter::from_value(&serde_json::json!({}), &RoomDefinition::implicit("org2")).unwrap();
+        let page = store
+            .find_rooms(RoomQuery {
+                org: "org2",
+                principal: &Principal::Service,
+                filter: &everything,
+                order: &SortOrder::default(),
+                offset: 0,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert!(page.rooms.is_empty());
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_committed_events() {
+        let store = MemoryStore::new();
+        let (mut room, events) = new_room("org1");
+        store.create_room(&room, &events, None).await.unwrap();
+        let mut receiver = store.subscribe(room.id);
+
+        let opened = room.open(Utc::now()).unwrap();
+        store.commit(&room, &opened, 1).await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().seq, 2);
+    }
+}
