@@ -39,11 +39,11 @@ impl EventName {
         }
     }
 
-    /// Returns the kind of object the event is about: `room` or `participant`.
-    pub fn object_type(self) -> &'static str {
+    /// Returns the kind of object the event is about.
+    pub fn object_type(self) -> EventType {
         match self {
-            EventName::ParticipantJoined | EventName::ParticipantLeft => "participant",
-            _ => "room",
+            EventName::ParticipantJoined | EventName::ParticipantLeft => EventType::Participant,
+            _ => EventType::Room,
         }
     }
 }
@@ -54,10 +54,30 @@ impl fmt::Display for EventName {
     }
 }
 
+/// The kind of object an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Room,
+    Participant,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Room => "room",
+            EventType::Participant => "participant",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub seq: u64,
+    /// The kind of object the event is about; follows from `name`.
+    #[serde(rename = "type")]
+    pub object_type: EventType,
     pub name: EventName,
     pub room_id: RoomId,
     #[serde(default, skip_serializing_if = "Option::is_none")]

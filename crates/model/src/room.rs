@@ -599,6 +599,7 @@ impl Room {
                 self.last_seq += 1;
                 Event {
                     seq: self.last_seq,
+                    object_type: draft.name.object_type(),
                     name: draft.name,
                     room_id: self.id,
                     account_id: draft.account_id,

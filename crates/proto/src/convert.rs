@@ -115,7 +115,7 @@ pub fn participant(participant: &Participant) -> v1::Participant {
 pub fn event(event: &Event) -> v1::RoomEvent {
     v1::RoomEvent {
         seq: event.seq,
-        r#type: event.name.object_type().to_owned(),
+        r#type: event.name.object_type().as_str().to_owned(),
         name: event.name.as_str().to_owned(),
         room_id: event.room_id.to_string(),
         account_id: event.account_id.clone().unwrap_or_default(),
@@ -279,6 +279,7 @@ pub fn from_event(event: &v1::RoomEvent) -> ConvertResult<Event> {
         .map_err(|_| format!("unknown event name {:?}", event.name))?;
     Ok(Event {
         seq: event.seq,
+        object_type: name.object_type(),
         name,
         room_id: event.room_id.parse().map_err(|e| format!("roomId: {e}"))?,
         account_id: non_empty(&event.account_id),

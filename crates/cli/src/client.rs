@@ -1,0 +1,83 @@
+//! The connection to roomd and the metadata every request carries.
+
+use std::time::Duration;
+
+use roomd_proto::v1::definitions_client::DefinitionsClient;
+use roomd_proto::v1::rooms_client::RoomsClient;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::args::Cli;
+use crate::error::CliError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Client {
+    channel: Channel,
+    org: String,
+    account: Option<String>,
+    roles: Option<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    pub async fn connect(cli: &Cli) -> Result<Self, CliError> {
+        let addr = if cli.addr.contains("://") {
+            cli.addr.clone()
+        } else {
+            format!("http://{}", cli.addr)
+        };
+        let endpoint = Endpoint::from_shared(addr.clone())
+            .map_err(|e| CliError::Usage(format!("--addr {:?} is not a valid address: {e}", cli.addr)))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|source| CliError::Connect { addr, source })?;
+        Ok(Client {
+            channel,
+            org: cli.org.clone(),
+            account: cli.account.clone(),
+            roles: cli.roles.clone(),
+            timeout: Duration::from_secs(cli.timeout),
+        })
+    }
+
+    pub fn rooms(&self) -> RoomsClient<Channel> {
+        RoomsClient::new(self.channel.clone())
+    }
+
+    pub fn definitions(&self) -> DefinitionsClient<Channel> {
+        DefinitionsClient::new(self.channel.clone())
+    }
+
+    /// Wraps a message with the org and principal metadata and the reply
+    /// timeout.
+    pub fn request<T>(&self, message: T) -> Result<Request<T>, CliError> {
+        let mut request = self.watch_request(message)?;
+        request.set_timeout(self.timeout);
+        Ok(request)
+    }
+
+    /// Like [`Client::request`], without a timeout, for streams that stay
+    /// open.
+    pub fn watch_request<T>(&self, message: T) -> Result<Request<T>, CliError> {
+        let mut request = Request::new(message);
+        let metadata = request.metadata_mut();
+        metadata.insert("x-roomd-org", header_value("--org", &self.org)?);
+        if let Some(account) = &self.account {
+            metadata.insert("x-roomd-account", header_value("--as", account)?);
+        }
+        if let Some(roles) = &self.roles {
+            metadata.insert("x-roomd-roles", header_value("--roles", roles)?);
+        }
+        Ok(request)
+    }
+}
+
+fn header_value(flag: &str, value: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, CliError> {
+    value
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{flag} {value:?}: only printable ASCII is allowed")))
+}
