@@ -94,6 +94,18 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Fails for a non-loopback address unless unauthenticated serving was
+    /// asked for, since this build cannot authenticate callers.
+    pub fn check_listen_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
+        if address.ip().is_loopback() || self.insecure_no_auth {
+            Ok(())
+        } else {
+            Err(crate::ServerError::UnauthenticatedAddress(address))
+        }
+    }
+}
+
 impl From<&Args> for ServerConfig {
     fn from(args: &Args) -> Self {
         ServerConfig {

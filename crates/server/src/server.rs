@@ -72,9 +72,7 @@ impl RoomdServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let address = listener.local_addr()?;
-        if !address.ip().is_loopback() && !self.config.insecure_no_auth {
-            return Err(ServerError::UnauthenticatedAddress(address));
-        }
+        self.config.check_listen_address(address)?;
         if !address.ip().is_loopback() {
             warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
         }

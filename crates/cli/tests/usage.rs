@@ -1,0 +1,50 @@
+//! Tests of `roomctl` failures that need no server: bad flags and an
+//! unreachable address each get a clear message and their own exit status.
+
+use std::process::Command;
+
+const ROOMCTL: &str = env!("CARGO_BIN_EXE_roomctl");
+
+fn roomctl(args: &[&str]) -> std::process::Output {
+    Command::new(ROOMCTL)
+        .env_remove("ROOMD_ADDR")
+        .args(args)
+        .output()
+        .expect("roomctl runs")
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let output = roomctl(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "define", "create", "get", "find", "update", "close", "delete", "join", "leave",
+        "participants", "watch",
+    ] {
+        assert!(help.contains(command), "--help does not mention {command}");
+    }
+}
+
+#[test]
+fn unreachable_server_exits_3() {
+    // Port 1 on loopback has no listener, so the connection is refused.
+    let output = roomctl(&["--addr", "127.0.0.1:1", "get", "x"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to roomd"), "{stderr}");
+}
+
+#[test]
+fn invalid_address_exits_2() {
+    let output = roomctl(&["--addr", "http://[::1", "get", "x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--addr"));
+}
+
+#[test]
+fn missing_arguments_exit_2() {
+    assert_eq!(roomctl(&["create"]).status.code(), Some(2));
+    assert_eq!(roomctl(&["update", "id-only"]).status.code(), Some(2));
+    assert_eq!(roomctl(&["bogus"]).status.code(), Some(2));
+}
