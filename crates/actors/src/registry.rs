@@ -50,7 +50,7 @@ impl Default for RestartPolicy {
     }
 }
 
-/// What [`RegistryMsg::Activate`] found.
+/// Outcome of [`RegistryMsg::Activate`].
 pub enum Activation {
     Live(ActorRef<RoomMsg>),
     /// The room is closed and has no actor; serve it from this copy.
@@ -164,7 +164,13 @@ impl Actor for RoomRegistry {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let normal = matches!(reason.as_deref(), Some(EXIT_CLOSED | EXIT_DELETED));
-                self.room_exited(&myself, state, &cell, normal, reason.as_deref().unwrap_or("none"));
+                self.room_exited(
+                    &myself,
+                    state,
+                    &cell,
+                    normal,
+                    reason.as_deref().unwrap_or("none"),
+                );
             }
             SupervisionEvent::ActorFailed(cell, failure) => {
                 self.room_exited(&myself, state, &cell, false, &failure.to_string());
@@ -186,17 +192,19 @@ impl RoomRegistry {
         if let Some(actor) = self.running(room_id) {
             return Ok(Activation::Live(actor));
         }
-        let room = self
-            .store
-            .load_room(org, room_id)
-            .await?
-            .ok_or_else(|| RoomError::RoomNotFound {
-                room_id: room_id.to_string(),
-            })?;
+        let room =
+            self.store
+                .load_room(org, room_id)
+                .await?
+                .ok_or_else(|| RoomError::RoomNotFound {
+                    room_id: room_id.to_string(),
+                })?;
         if room.state == RoomState::Closed {
             return Ok(Activation::Closed(room));
         }
-        self.spawn_room(myself, state, room).await.map(Activation::Live)
+        self.spawn_room(myself, state, room)
+            .await
+            .map(Activation::Live)
     }
 
     async fn spawn_room(
@@ -225,6 +233,7 @@ impl RoomRegistry {
             .rooms_by_actor
             .insert(actor_ref.get_id(), (org, room_id));
         self.live.insert(room_id, actor_ref.clone());
+        metrics::gauge!("roomd_room_actors").set(self.live.len() as f64);
         Ok(actor_ref)
     }
 
@@ -250,6 +259,7 @@ impl RoomRegistry {
         // A newer actor may already serve the room; only drop this one.
         self.live
             .remove_if(&room_id, |_, actor| actor.get_id() == cell.get_id());
+        metrics::gauge!("roomd_room_actors").set(self.live.len() as f64);
 
         if normal {
             debug!(%room_id, reason, "room actor exited");
@@ -259,9 +269,13 @@ impl RoomRegistry {
 
         let now = Instant::now();
         let recent = state.restarts.entry(room_id).or_default();
-        while recent.front().is_some_and(|at| now - *at > self.restart.window) {
+        while recent
+            .front()
+            .is_some_and(|at| now - *at > self.restart.window)
+        {
             recent.pop_front();
         }
+        metrics::counter!("roomd_room_actor_failures_total").increment(1);
         if recent.len() >= self.restart.budget {
             error!(
                 %room_id,

@@ -2,7 +2,7 @@
 //!
 //! Every request for the room passes through this actor's mailbox, so
 //! changes are applied one at a time. A change is committed to the store
-//! before the reply goes out; if the store rejects it as stale or its
+//! before the reply goes out. If the store rejects it as stale, or its
 //! outcome is unknown, the actor fails so that the registry reloads the room
 //! from the store rather than trusting memory.
 
@@ -192,6 +192,7 @@ impl RoomActor {
             return self.commit_failed(state, command.name(), error, Some(reply));
         }
 
+        metrics::counter!("roomd_room_changes_total", "command" => command.name()).increment(1);
         info!(
             room_id = %next.id,
             command = command.name(),
@@ -216,6 +217,9 @@ impl RoomActor {
         state: &mut RoomActorState,
     ) -> Result<(), ActorProcessingErr> {
         let mut next = state.room.clone();
+        let timer = next
+            .next_deadline()
+            .map_or("none", |(_, timer)| timer.as_str());
         let events = next.fire_due_timer(self.clock.now());
         if events.is_empty() {
             // Woken early (the clock moved); arm again for the deadline.
@@ -232,6 +236,7 @@ impl RoomActor {
             return self.commit_failed(state, "timer", error, None);
         }
 
+        metrics::counter!("roomd_room_timers_fired_total", "timer" => timer).increment(1);
         log_timer_events(&events);
         state.room = next;
         self.after_change(myself, state);
@@ -252,6 +257,7 @@ impl RoomActor {
         let room_id = state.room.id;
         let reload = !matches!(error, StoreError::Unavailable(_));
         warn!(%room_id, action, error = %error, reload, "room commit failed");
+        metrics::counter!("roomd_store_commit_failures_total").increment(1);
         if let Some(reply) = reply {
             send_reply(reply, Err(RoomError::from(error.clone())));
         }
@@ -275,7 +281,9 @@ impl RoomActor {
         let Some((deadline, _)) = state.room.next_deadline() else {
             return;
         };
-        let delay = (deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let delay = (deadline - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         self.arm_in(myself, state, delay);
     }
 

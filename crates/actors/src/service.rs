@@ -58,9 +58,11 @@ pub struct RoomService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     defaults: Arc<RoomDefaults>,
+    /// Set to `true` when the node stops, which ends every open watch.
+    watches_ended: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-/// Where [`RoomService::route`] found the room.
+/// Outcome of [`RoomService::route`].
 enum Routed {
     /// The room's actor handled the message and replied with the room.
     Replied(Room),
@@ -91,22 +93,30 @@ impl RoomService {
             restart: config.restart,
             live: live.clone(),
         };
-        let (registry, _) = Actor::spawn(None, registry, ())
-            .await
-            .map_err(|e| RoomError::StoreUnavailable {
-                message: format!("room registry failed to start: {e}"),
-            })?;
+        let (registry, _) =
+            Actor::spawn(None, registry, ())
+                .await
+                .map_err(|e| RoomError::StoreUnavailable {
+                    message: format!("room registry failed to start: {e}"),
+                })?;
         Ok(RoomService {
             registry,
             live,
             store,
             clock,
             defaults: Arc::new(config.defaults),
+            watches_ended: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
+    }
+
+    /// Ends every open watch stream, as the node does when it stops.
+    pub fn end_watches(&self) {
+        self.watches_ended.send_replace(true);
     }
 
     /// Stops the registry and every room actor, waiting for them to finish.
     pub async fn shutdown(&self) {
+        self.end_watches();
         info!(rooms = self.live.len(), "stopping room actors");
         if let Err(e) = self
             .registry
@@ -150,15 +160,24 @@ impl RoomService {
             self.clock.now(),
         )?;
 
-        if let Created::Existing(existing) = self.store.create_room(&room, &events, request_id).await? {
+        if let Created::Existing(existing) =
+            self.store.create_room(&room, &events, request_id).await?
+        {
             info!(room_id = %existing.id, org, "create retried; returning the room made first");
             return Ok(existing);
         }
         info!(room_id = %room.id, org, state = %room.state, "room created");
+        metrics::counter!("roomd_rooms_created_total").increment(1);
 
         let spawned = self
             .registry
-            .call(|reply| RegistryMsg::Spawn { room: room.clone(), reply }, Some(ACTOR_CALL_TIMEOUT))
+            .call(
+                |reply| RegistryMsg::Spawn {
+                    room: room.clone(),
+                    reply,
+                },
+                Some(ACTOR_CALL_TIMEOUT),
+            )
             .await;
         if let Err(fault) = flatten_call(room.id, spawned) {
             // The room is durable; the next request for it activates it.
@@ -262,7 +281,13 @@ impl RoomService {
         from_seq: u64,
     ) -> RoomResult<mpsc::Receiver<RoomResult<Event>>> {
         self.get(org, principal, room_id).await?;
-        Ok(watch::follow(self.store.clone(), org.to_owned(), room_id, from_seq))
+        Ok(watch::follow(
+            self.store.clone(),
+            org.to_owned(),
+            room_id,
+            from_seq,
+            self.watches_ended.subscribe(),
+        ))
     }
 
     /// Stores the org's room definition. Only the calling service itself,
@@ -287,7 +312,9 @@ impl RoomService {
         self.store
             .get_definition(org)
             .await?
-            .ok_or_else(|| RoomError::DefinitionNotFound { org: org.to_owned() })
+            .ok_or_else(|| RoomError::DefinitionNotFound {
+                org: org.to_owned(),
+            })
     }
 
     /// Kills a room's actor as a crash would; the registry restarts it from
@@ -295,13 +322,19 @@ impl RoomService {
     pub async fn kill_room(&self, room_id: RoomId) -> RoomResult<bool> {
         let killed = self
             .registry
-            .call(|reply| RegistryMsg::Kill { room_id, reply }, Some(ACTOR_CALL_TIMEOUT))
+            .call(
+                |reply| RegistryMsg::Kill { room_id, reply },
+                Some(ACTOR_CALL_TIMEOUT),
+            )
             .await;
-        flatten_call(room_id, killed.map(|result| match result {
-            CallResult::Success(killed) => CallResult::Success(Ok(killed)),
-            CallResult::Timeout => CallResult::Timeout,
-            CallResult::SenderError => CallResult::SenderError,
-        }))
+        flatten_call(
+            room_id,
+            killed.map(|result| match result {
+                CallResult::Success(killed) => CallResult::Success(Ok(killed)),
+                CallResult::Timeout => CallResult::Timeout,
+                CallResult::SenderError => CallResult::SenderError,
+            }),
+        )
     }
 
     /// Sends a message to the room's actor and returns its reply. A room
@@ -387,7 +420,10 @@ async fn await_reply(
             room_id,
             "the room actor stopped before it replied",
         )),
-        Err(_) => Err(owner_unavailable(room_id, "the room actor did not reply in time")),
+        Err(_) => Err(owner_unavailable(
+            room_id,
+            "the room actor did not reply in time",
+        )),
     }
 }
 
@@ -397,10 +433,14 @@ fn flatten_call<T, M>(
 ) -> RoomResult<T> {
     match result {
         Ok(CallResult::Success(result)) => result,
-        Ok(CallResult::Timeout) => Err(owner_unavailable(room_id, "the room registry did not reply in time")),
-        Ok(CallResult::SenderError) | Err(_) => {
-            Err(owner_unavailable(room_id, "the room registry is not running"))
-        }
+        Ok(CallResult::Timeout) => Err(owner_unavailable(
+            room_id,
+            "the room registry did not reply in time",
+        )),
+        Ok(CallResult::SenderError) | Err(_) => Err(owner_unavailable(
+            room_id,
+            "the room registry is not running",
+        )),
     }
 }
 
@@ -415,7 +455,7 @@ fn parse_page_token(token: &str) -> RoomResult<usize> {
     if token.is_empty() {
         return Ok(0);
     }
-    token
-        .parse()
-        .map_err(|_| RoomError::validation("pageToken", "is not a page token returned by FindRooms"))
+    token.parse().map_err(|_| {
+        RoomError::validation("pageToken", "is not a page token returned by FindRooms")
+    })
 }

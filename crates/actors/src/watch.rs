@@ -11,7 +11,7 @@ use std::sync::Arc;
 use roomd_model::{Event, RoomError, RoomId, RoomResult};
 use roomd_store::Store;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 /// Events read from the store per round trip while catching up.
@@ -24,6 +24,7 @@ pub(crate) fn follow(
     org: String,
     room_id: RoomId,
     from_seq: u64,
+    ended: watch::Receiver<bool>,
 ) -> mpsc::Receiver<RoomResult<Event>> {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     tokio::spawn(async move {
@@ -33,6 +34,7 @@ pub(crate) fn follow(
             room_id,
             next_seq: from_seq.max(1),
             sender,
+            ended,
         };
         match follower.run().await {
             Ok(()) => debug!(%room_id, "watch ended"),
@@ -56,6 +58,8 @@ struct Follower {
     room_id: RoomId,
     next_seq: u64,
     sender: mpsc::Sender<RoomResult<Event>>,
+    /// Turns `true` when the node stops.
+    ended: watch::Receiver<bool>,
 }
 
 /// Whether the log goes on after what was delivered.
@@ -76,6 +80,7 @@ impl Follower {
             let received = tokio::select! {
                 received = live.recv() => received,
                 () = self.sender.closed() => return Err(Stop::WatcherGone),
+                _ = self.ended.wait_for(|ended| *ended) => return Ok(()),
             };
             let state = match received {
                 Ok(event) if event.seq < self.next_seq => LogState::Open,
@@ -120,6 +125,10 @@ impl Follower {
             .send(Ok(event))
             .await
             .map_err(|_| Stop::WatcherGone)?;
-        Ok(if ended { LogState::Ended } else { LogState::Open })
+        Ok(if ended {
+            LogState::Ended
+        } else {
+            LogState::Open
+        })
     }
 }

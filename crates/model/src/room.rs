@@ -283,6 +283,17 @@ pub enum Timer {
     MaxDuration,
 }
 
+impl Timer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timer::Open => "open",
+            Timer::Unused => "unused",
+            Timer::Empty => "empty",
+            Timer::MaxDuration => "max_duration",
+        }
+    }
+}
+
 /// One event of a change, before it gets its sequence number.
 pub(crate) struct EventDraft {
     pub name: EventName,

@@ -7,8 +7,8 @@
 //! | `x-roomd-roles` | comma-separated roles of the principal |
 //!
 //! NOTE: this build authenticates no caller, so it trusts these headers from
-//! anyone who can reach the port; it serves loopback addresses only unless
-//! started with `--insecure-no-auth`.
+//! anyone who can reach the port. That is why it serves loopback addresses
+//! only unless started with `--insecure-no-auth`.
 
 use roomd_model::{Principal, RoomError, RoomResult, validate};
 use tonic::metadata::MetadataMap;
@@ -18,7 +18,7 @@ pub const ACCOUNT_HEADER: &str = "x-roomd-account";
 pub const ROLES_HEADER: &str = "x-roomd-roles";
 pub const DEFAULT_ORG: &str = "default";
 
-/// Who a request acts for, and in which org.
+/// The principal a request acts for, and its org.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     pub org: String,
@@ -118,7 +118,8 @@ mod tests {
 
     #[test]
     fn anonymous_and_bad_values() {
-        let anonymous = Caller::from_metadata(&metadata(&[("x-roomd-account", "anonymous")])).unwrap();
+        let anonymous =
+            Caller::from_metadata(&metadata(&[("x-roomd-account", "anonymous")])).unwrap();
         assert_eq!(anonymous.principal, Principal::Anonymous { roles: vec![] });
 
         for bad in [

@@ -54,6 +54,15 @@ pub struct Args {
     #[arg(long, env = "ROOMD_CLOSED_LINGER", default_value_t = 10)]
     pub closed_linger: u64,
 
+    /// Address to serve Prometheus metrics on, at /metrics; off when unset.
+    #[arg(long, env = "ROOMD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Seconds that running requests get to finish after SIGINT or SIGTERM
+    /// before their connections are closed.
+    #[arg(long, env = "ROOMD_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+
     /// Log line format.
     #[arg(long, env = "ROOMD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -83,6 +92,8 @@ pub struct ServerConfig {
     pub service: ServiceConfig,
     /// Serve non-loopback addresses without authentication.
     pub insecure_no_auth: bool,
+    /// Time running requests get to finish once shutdown starts.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +101,7 @@ impl Default for ServerConfig {
         ServerConfig {
             service: ServiceConfig::default(),
             insecure_no_auth: false,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -120,6 +132,7 @@ impl From<&Args> for ServerConfig {
                 restart: RestartPolicy::default(),
             },
             insecure_no_auth: args.insecure_no_auth,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn code(error: &RoomError) -> Code {
 
 /// Converts a fault into the status sent to the client.
 pub fn status(error: RoomError) -> Status {
+    metrics::counter!("roomd_faults_total", "reason" => error.reason()).increment(1);
     if error.is_retryable() {
         warn!(reason = error.reason(), error = %error, "request failed; the client may retry");
     }
@@ -74,6 +75,9 @@ mod tests {
             room_id: "r1".into(),
         });
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert_eq!(status.get_details_error_info().unwrap().metadata["roomId"], "r1");
+        assert_eq!(
+            status.get_details_error_info().unwrap().metadata["roomId"],
+            "r1"
+        );
     }
 }

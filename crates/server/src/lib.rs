@@ -6,12 +6,14 @@
 //! - [`caller`]: the org and acting principal read from request metadata.
 //! - [`fault`]: the one mapping from [`roomd_model::RoomError`] to gRPC
 //!   statuses with `ErrorInfo` and `BadRequest` details.
+//! - [`metrics`]: the Prometheus exporter and the metrics roomd records.
 //! - [`RoomdServer`]: starts the node and serves it until shutdown.
 
 pub mod api;
 pub mod caller;
 pub mod config;
 pub mod fault;
+pub mod metrics;
 mod server;
 
 pub use config::{Args, LogFormat, ServerConfig};

@@ -1,12 +1,13 @@
 //! The `roomd` binary: parses flags, installs logging, and serves a node on
 //! the in-memory store until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use roomd_server::{Args, LogFormat, RoomdServer, ServerConfig};
 use tokio::net::TcpListener;
-use tracing::error;
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -27,6 +28,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let shutdown = shutdown_signal()?;
     let config = ServerConfig::from(&args);
     config
         .check_listen_address(args.listen)
@@ -34,11 +36,16 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(address) = args.metrics_listen {
+        roomd_server::metrics::serve(address)
+            .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+        info!(%address, "metrics listening");
+    }
     let server = RoomdServer::start_in_memory(config)
         .await
         .map_err(|e| e.to_string())?;
     server
-        .serve(listener, shutdown_signal())
+        .serve(listener, shutdown)
         .await
         .map_err(|e| e.to_string())
 }
@@ -48,6 +55,7 @@ fn install_tracing(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("invalid --log filter {:?}: {e}", args.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
@@ -56,25 +64,20 @@ fn install_tracing(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops roomd");
-                let _ = interrupt.await;
-            }
+/// Installs the SIGINT and SIGTERM handlers now, so that a signal arriving
+/// while the node starts is not lost, and returns a future that completes on
+/// the first of them.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT received"),
+            _ = terminate.recv() => info!("SIGTERM received"),
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
 }

@@ -59,7 +59,7 @@ impl RoomdServer {
         Ok(RoomdServer { service, config })
     }
 
-    /// The node's room operations, for embedding and tests.
+    /// Returns the node's room operations, for embedding and tests.
     pub fn service(&self) -> &RoomService {
         &self.service
     }
@@ -79,23 +79,45 @@ impl RoomdServer {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<RoomsServer<RoomsApi>>().await;
-        health.set_serving::<DefinitionsServer<DefinitionsApi>>().await;
+        health
+            .set_serving::<DefinitionsServer<DefinitionsApi>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(roomd_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
         info!(%address, store = self.service.store().kind(), "roomd listening");
-        let served = Server::builder()
+        let (stopping, mut stopping_seen) = tokio::sync::watch::channel(false);
+        let service = self.service.clone();
+        let server = Server::builder()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(RoomsServer::new(RoomsApi::new(self.service.clone())))
-            .add_service(DefinitionsServer::new(DefinitionsApi::new(self.service.clone())))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .add_service(DefinitionsServer::new(DefinitionsApi::new(
+                self.service.clone(),
+            )))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 shutdown.await;
                 info!("shutdown requested; finishing running requests");
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;
-            })
-            .await;
+                service.end_watches();
+                let _ = stopping.send(true);
+            });
+
+        // Graceful shutdown waits for every connection to close, so a client
+        // that keeps an idle connection open would hold the node up forever.
+        // After the grace period the remaining connections are dropped.
+        let grace = self.config.shutdown_grace;
+        let served = tokio::select! {
+            served = server => served,
+            () = async {
+                let _ = stopping_seen.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period; closing them");
+                Ok(())
+            }
+        };
 
         self.service.shutdown().await;
         info!("roomd stopped");

@@ -79,6 +79,32 @@ fn json_log_format_prints_json_lines() {
     assert!(wait_with_timeout(&mut child).success());
 }
 
+#[tokio::test]
+async fn shutdown_grace_closes_idle_connections() {
+    use roomd_proto::v1::rooms_client::RoomsClient;
+
+    let (mut child, line, lines) = start_until(&["--shutdown-grace", "1"], "roomd listening");
+    let api_address = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .expect("start-up line names the address")
+        .to_owned();
+    // The client stays connected but is never polled while the test blocks
+    // below, so it cannot take part in a graceful HTTP/2 shutdown.
+    let rooms = RoomsClient::connect(format!("http://{api_address}"))
+        .await
+        .expect("roomd accepts gRPC");
+
+    terminate(&child);
+    assert!(wait_with_timeout(&mut child).success());
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown grace period")),
+        "{rest:?}"
+    );
+    drop(rooms);
+}
+
 #[test]
 fn non_loopback_listen_needs_insecure_flag() {
     let output = Command::new(ROOMD)
@@ -112,4 +138,73 @@ fn environment_sets_flags() {
         .expect("roomd runs");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unused-timeout"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics port accepts");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("request is sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("response is read");
+    response
+}
+
+#[tokio::test]
+async fn metrics_count_created_rooms() {
+    use roomd_proto::v1::CreateRoomRequest;
+    use roomd_proto::v1::rooms_client::RoomsClient;
+
+    let metrics_address = format!("127.0.0.1:{}", free_port());
+    let (mut child, line, _lines) = start_until(
+        &[
+            "--metrics-listen",
+            &metrics_address,
+            "--shutdown-grace",
+            "1",
+        ],
+        "roomd listening",
+    );
+    let api_address = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .expect("start-up line names the address")
+        .to_owned();
+
+    let mut rooms = RoomsClient::connect(format!("http://{api_address}"))
+        .await
+        .expect("roomd accepts gRPC");
+    rooms
+        .create_room(CreateRoomRequest {
+            label: "Visit".into(),
+            ..CreateRoomRequest::default()
+        })
+        .await
+        .expect("room is created");
+
+    let response = http_get(&metrics_address, "/metrics");
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+    assert!(
+        response.contains("roomd_rooms_created_total 1"),
+        "{response}"
+    );
+    assert!(
+        response.contains("# HELP roomd_rooms_created_total"),
+        "{response}"
+    );
+
+    drop(rooms);
+    terminate(&child);
+    assert!(wait_with_timeout(&mut child).success());
 }

@@ -4,7 +4,9 @@ use roomd_actors::RoomService;
 use roomd_model::{RoomDefinition, RoomError};
 use roomd_proto::convert;
 use roomd_proto::v1::definitions_server::Definitions;
-use roomd_proto::v1::{GetRoomDefinitionRequest, PutRoomDefinitionRequest, RoomDefinition as WireDefinition};
+use roomd_proto::v1::{
+    GetRoomDefinitionRequest, PutRoomDefinitionRequest, RoomDefinition as WireDefinition,
+};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -30,19 +32,28 @@ impl Definitions for DefinitionsApi {
     ) -> Result<Response<WireDefinition>, Status> {
         let caller = caller(&request)?;
         let Some(wire) = request.into_inner().definition else {
-            return Err(fault::status(RoomError::validation("definition", "is required")));
+            return Err(fault::status(RoomError::validation(
+                "definition",
+                "is required",
+            )));
         };
         if !wire.org.is_empty() && wire.org != caller.org {
             return Err(fault::status(RoomError::validation(
                 "definition.org",
-                format!("names org {:?}, but the request is for org {:?}", wire.org, caller.org),
+                format!(
+                    "names org {:?}, but the request is for org {:?}",
+                    wire.org, caller.org
+                ),
             )));
         }
 
-        let properties = convert::from_property_definitions(&wire.properties)
-            .map_err(|message| fault::status(RoomError::validation("definition.properties", message)))?;
-        let definition = RoomDefinition::new(&caller.org, &wire.label, &wire.default_acl, properties)
-            .map_err(fault::status)?;
+        let properties =
+            convert::from_property_definitions(&wire.properties).map_err(|message| {
+                fault::status(RoomError::validation("definition.properties", message))
+            })?;
+        let definition =
+            RoomDefinition::new(&caller.org, &wire.label, &wire.default_acl, properties)
+                .map_err(fault::status)?;
         let stored = self
             .service
             .put_definition(&caller.principal, definition)

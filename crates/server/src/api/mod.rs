@@ -21,7 +21,10 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 
 fn room_id(text: &str) -> Result<RoomId, Status> {
     if text.is_empty() {
-        return Err(fault::status(RoomError::validation("roomId", "is required")));
+        return Err(fault::status(RoomError::validation(
+            "roomId",
+            "is required",
+        )));
     }
     RoomId::parse_at("roomId", text).map_err(fault::status)
 }

@@ -7,10 +7,10 @@ use roomd_model::{ConfigurationInput, NewRoom, RoomError, SortField, UpdateDocum
 use roomd_proto::convert;
 use roomd_proto::v1::rooms_server::Rooms;
 use roomd_proto::v1::{
-    CloseRoomRequest, CreateRoomRequest, DeleteRoomRequest, DeleteRoomResponse,
-    FindRoomsRequest, FindRoomsResponse, GetRoomRequest, JoinRoomRequest, LeaveRoomRequest,
-    ListParticipantsRequest, ListParticipantsResponse, Room, RoomConfigurationInput, RoomEvent,
-    UpdateRoomRequest, WatchRoomRequest,
+    CloseRoomRequest, CreateRoomRequest, DeleteRoomRequest, DeleteRoomResponse, FindRoomsRequest,
+    FindRoomsResponse, GetRoomRequest, JoinRoomRequest, LeaveRoomRequest, ListParticipantsRequest,
+    ListParticipantsResponse, Room, RoomConfigurationInput, RoomEvent, UpdateRoomRequest,
+    WatchRoomRequest,
 };
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
@@ -32,7 +32,12 @@ impl RoomsApi {
     }
 
     /// Applies a change to the room named by `room_id`.
-    async fn apply(&self, caller: Caller, room_id_text: &str, command: Command) -> Result<Room, Status> {
+    async fn apply(
+        &self,
+        caller: Caller,
+        room_id_text: &str,
+        command: Command,
+    ) -> Result<Room, Status> {
         let id = room_id(room_id_text)?;
         let room = self
             .service
@@ -71,7 +76,12 @@ impl Rooms for RoomsApi {
         let request_id = non_empty(message.request_id);
         let room = self
             .service
-            .create(&caller.org, &caller.principal, new_room, request_id.as_deref())
+            .create(
+                &caller.org,
+                &caller.principal,
+                new_room,
+                request_id.as_deref(),
+            )
             .await
             .map_err(fault::status)?;
         tracing::Span::current().record("room_id", room.id.to_string());
@@ -146,7 +156,9 @@ impl Rooms for RoomsApi {
         request: Request<CloseRoomRequest>,
     ) -> Result<Response<Room>, Status> {
         let caller = caller(&request)?;
-        let room = self.apply(caller, &request.get_ref().room_id, Command::Close).await?;
+        let room = self
+            .apply(caller, &request.get_ref().room_id, Command::Close)
+            .await?;
         Ok(Response::new(room))
     }
 
@@ -156,7 +168,9 @@ impl Rooms for RoomsApi {
         request: Request<DeleteRoomRequest>,
     ) -> Result<Response<DeleteRoomResponse>, Status> {
         let caller = caller(&request)?;
-        let room = self.apply(caller, &request.get_ref().room_id, Command::Delete).await?;
+        let room = self
+            .apply(caller, &request.get_ref().room_id, Command::Delete)
+            .await?;
         Ok(Response::new(DeleteRoomResponse { room: Some(room) }))
     }
 
