@@ -12,7 +12,12 @@ use crate::error::CliError;
 #[command(name = "roomctl", version)]
 pub struct Cli {
     /// roomd address, as host:port or http://host:port.
-    #[arg(long, global = true, env = "ROOMD_ADDR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub addr: String,
 
     /// Org (tenant) the request is for.
@@ -156,9 +161,16 @@ pub struct FindArgs {
 
 /// Parses `c_NAME:TYPE[:indexed][:array]`.
 pub fn parse_property(spec: &str) -> Result<PropertyDefinition, CliError> {
-    let invalid = |why: &str| CliError::Usage(format!("--property {spec:?}: {why}; expected c_NAME:TYPE[:indexed][:array]"));
+    let invalid = |why: &str| {
+        CliError::Usage(format!(
+            "--property {spec:?}: {why}; expected c_NAME:TYPE[:indexed][:array]"
+        ))
+    };
     let mut parts = spec.split(':');
-    let name = parts.next().filter(|n| !n.is_empty()).ok_or_else(|| invalid("missing name"))?;
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| invalid("missing name"))?;
     let kind = match parts.next().map(str::to_ascii_lowercase).as_deref() {
         Some("string") => PropertyType::String,
         Some("number") => PropertyType::Number,
@@ -198,7 +210,11 @@ pub fn parse_sort(spec: &str) -> Result<SortField, CliError> {
     let (path, descending) = match spec.rsplit_once(':') {
         Some((path, "desc")) => (path, true),
         Some((path, "asc")) => (path, false),
-        Some(_) => return Err(CliError::Usage(format!("--sort {spec:?}: expected FIELD, FIELD:asc or FIELD:desc"))),
+        Some(_) => {
+            return Err(CliError::Usage(format!(
+                "--sort {spec:?}: expected FIELD, FIELD:asc or FIELD:desc"
+            )));
+        }
         None => (spec, false),
     };
     Ok(SortField {
@@ -238,7 +254,10 @@ mod tests {
 
     #[test]
     fn assignment_reads_json_or_string() {
-        assert_eq!(parse_assignment("c_number=7").unwrap(), ("c_number".into(), json!(7)));
+        assert_eq!(
+            parse_assignment("c_number=7").unwrap(),
+            ("c_number".into(), json!(7))
+        );
         assert_eq!(parse_assignment("c_note=hello").unwrap().1, json!("hello"));
         assert_eq!(parse_assignment("c_tags=[\"a\"]").unwrap().1, json!(["a"]));
         assert!(parse_assignment("c_number").is_err());

@@ -29,7 +29,9 @@ impl Client {
             format!("http://{}", cli.addr)
         };
         let endpoint = Endpoint::from_shared(addr.clone())
-            .map_err(|e| CliError::Usage(format!("--addr {:?} is not a valid address: {e}", cli.addr)))?
+            .map_err(|e| {
+                CliError::Usage(format!("--addr {:?} is not a valid address: {e}", cli.addr))
+            })?
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint
             .connect()
@@ -76,7 +78,10 @@ impl Client {
     }
 }
 
-fn header_value(flag: &str, value: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, CliError> {
+fn header_value(
+    flag: &str,
+    value: &str,
+) -> Result<MetadataValue<tonic::metadata::Ascii>, CliError> {
     value
         .parse()
         .map_err(|_| CliError::Usage(format!("{flag} {value:?}: only printable ASCII is allowed")))

@@ -32,7 +32,9 @@ impl CliError {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Connect { .. } => EXIT_UNREACHABLE,
-            CliError::Fault(status) if fault_reason_of(status).is_none() && status.code() == Code::Unavailable => {
+            CliError::Fault(status)
+                if fault_reason_of(status).is_none() && status.code() == Code::Unavailable =>
+            {
                 EXIT_UNREACHABLE
             }
             CliError::Fault(_) | CliError::Response(_) => EXIT_FAULT,

@@ -113,7 +113,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await?
                 .into_inner();
             if !response.next_page_token.is_empty() {
-                eprintln!("more rooms match; next page: --page-token {}", response.next_page_token);
+                eprintln!(
+                    "more rooms match; next page: --page-token {}",
+                    response.next_page_token
+                );
             }
             let rooms = response
                 .rooms
@@ -195,7 +198,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .into_inner();
             while let Some(event) = stream.message().await? {
                 let event = convert::from_event(&event).map_err(CliError::Response)?;
-                println!("{}", serde_json::to_string(&event).expect("events serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string(&event).expect("events serialize")
+                );
             }
         }
     }
@@ -218,7 +224,11 @@ fn definition_json(definition: &RoomDefinition) -> Value {
         .iter()
         .map(|p| {
             let kind = roomd_proto::v1::PropertyType::try_from(p.r#type)
-                .map(|t| t.as_str_name().trim_start_matches("PROPERTY_TYPE_").to_owned())
+                .map(|t| {
+                    t.as_str_name()
+                        .trim_start_matches("PROPERTY_TYPE_")
+                        .to_owned()
+                })
                 .unwrap_or_default();
             serde_json::json!({
                 "name": p.name,
@@ -247,5 +257,8 @@ fn capitalize(upper: &str) -> String {
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
 }

@@ -19,8 +19,17 @@ fn help_lists_the_subcommands() {
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for command in [
-        "define", "create", "get", "find", "update", "close", "delete", "join", "leave",
-        "participants", "watch",
+        "define",
+        "create",
+        "get",
+        "find",
+        "update",
+        "close",
+        "delete",
+        "join",
+        "leave",
+        "participants",
+        "watch",
     ] {
         assert!(help.contains(command), "--help does not mention {command}");
     }

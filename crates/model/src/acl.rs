@@ -116,9 +116,10 @@ impl AclEntry {
             (Grantee::Owner, Principal::Account { id: caller, .. }) => {
                 owner == Some(caller.as_str())
             }
-            (Grantee::Public | Grantee::Account(_) | Grantee::Owner, Principal::Anonymous { .. }) => {
-                false
-            }
+            (
+                Grantee::Public | Grantee::Account(_) | Grantee::Owner,
+                Principal::Anonymous { .. },
+            ) => false,
         }
     }
 }
@@ -255,7 +256,10 @@ mod tests {
             Grantee::Public
         );
         assert_eq!(
-            "account.anonymous.read".parse::<AclEntry>().unwrap().grantee,
+            "account.anonymous.read"
+                .parse::<AclEntry>()
+                .unwrap()
+                .grantee,
             Grantee::Anonymous
         );
         assert_eq!(
@@ -271,7 +275,10 @@ mod tests {
     #[test]
     fn parse_account_id_with_dots() {
         let entry: AclEntry = "account.jane.doe@example.org.read".parse().unwrap();
-        assert_eq!(entry.grantee, Grantee::Account("jane.doe@example.org".into()));
+        assert_eq!(
+            entry.grantee,
+            Grantee::Account("jane.doe@example.org".into())
+        );
         assert_eq!(entry.to_string(), "account.jane.doe@example.org.read");
     }
 
@@ -294,7 +301,11 @@ mod tests {
 
     #[test]
     fn access_takes_highest_matching_level() {
-        let entries = acl(&["account.acc1.read", "role.dev.update", "account.public.connected"]);
+        let entries = acl(&[
+            "account.acc1.read",
+            "role.dev.update",
+            "account.public.connected",
+        ]);
         let principal = Principal::Account {
             id: "acc1".into(),
             roles: vec!["dev".into()],
@@ -308,10 +319,20 @@ mod tests {
 
     #[test]
     fn anonymous_matches_only_anonymous_and_roles() {
-        let entries = acl(&["account.public.delete", "owner.delete", "account.anonymous.read"]);
+        let entries = acl(&[
+            "account.public.delete",
+            "owner.delete",
+            "account.anonymous.read",
+        ]);
         let anonymous = Principal::Anonymous { roles: vec![] };
-        assert_eq!(anonymous.access_level(&entries, Some("x")), Some(Level::Read));
-        assert_eq!(anonymous.access_level(&acl(&["account.public.read"]), None), None);
+        assert_eq!(
+            anonymous.access_level(&entries, Some("x")),
+            Some(Level::Read)
+        );
+        assert_eq!(
+            anonymous.access_level(&acl(&["account.public.read"]), None),
+            None
+        );
     }
 
     #[test]
@@ -321,12 +342,21 @@ mod tests {
             Principal::account("boss").access_level(&entries, Some("boss")),
             Some(Level::Delete)
         );
-        assert_eq!(Principal::account("other").access_level(&entries, Some("boss")), None);
-        assert_eq!(Principal::account("boss").access_level(&entries, None), None);
+        assert_eq!(
+            Principal::account("other").access_level(&entries, Some("boss")),
+            None
+        );
+        assert_eq!(
+            Principal::account("boss").access_level(&entries, None),
+            None
+        );
     }
 
     #[test]
     fn service_has_full_access() {
-        assert_eq!(Principal::Service.access_level(&[], None), Some(Level::Delete));
+        assert_eq!(
+            Principal::Service.access_level(&[], None),
+            Some(Level::Delete)
+        );
     }
 }

@@ -98,7 +98,10 @@ impl RoomDefinition {
         if properties.len() > MAX_PROPERTIES {
             return Err(RoomError::validation(
                 "properties",
-                format!("has {} entries; the maximum is {MAX_PROPERTIES}", properties.len()),
+                format!(
+                    "has {} entries; the maximum is {MAX_PROPERTIES}",
+                    properties.len()
+                ),
             ));
         }
         let mut names = HashSet::new();
@@ -131,7 +134,10 @@ impl RoomDefinition {
         self.property(name).ok_or_else(|| {
             RoomError::validation(
                 path,
-                format!("{name} is not a property of the room definition of org {}", self.org),
+                format!(
+                    "{name} is not a property of the room definition of org {}",
+                    self.org
+                ),
             )
         })
     }
@@ -167,7 +173,10 @@ impl PropertyDefinition {
         if items.len() > MAX_ARRAY_VALUES {
             return Err(RoomError::validation(
                 path,
-                format!("has {} values; the maximum is {MAX_ARRAY_VALUES}", items.len()),
+                format!(
+                    "has {} values; the maximum is {MAX_ARRAY_VALUES}",
+                    items.len()
+                ),
             ));
         }
         items
@@ -265,13 +274,24 @@ mod tests {
     #[test]
     fn definition_defaults_acl_to_owner_delete() {
         let definition = RoomDefinition::new("org1", "Room", &[], vec![]).unwrap();
-        assert_eq!(definition.default_acl, vec![AclEntry::new(Grantee::Owner, Level::Delete)]);
+        assert_eq!(
+            definition.default_acl,
+            vec![AclEntry::new(Grantee::Owner, Level::Delete)]
+        );
     }
 
     #[test]
     fn definition_rejects_bad_names_and_duplicates() {
-        let bad = RoomDefinition::new("o", "Room", &[], vec![property("number", PropertyType::Number, false)]);
-        assert_eq!(bad.unwrap_err().metadata(), vec![("path", "properties[0].name".to_string())]);
+        let bad = RoomDefinition::new(
+            "o",
+            "Room",
+            &[],
+            vec![property("number", PropertyType::Number, false)],
+        );
+        assert_eq!(
+            bad.unwrap_err().metadata(),
+            vec![("path", "properties[0].name".to_string())]
+        );
 
         let twice = RoomDefinition::new(
             "o",
@@ -296,7 +316,8 @@ mod tests {
 
         let date = property("c_d", PropertyType::Date, false);
         assert_eq!(
-            date.check_value("c_d", &json!("2026-01-02T03:04:05+01:00")).unwrap(),
+            date.check_value("c_d", &json!("2026-01-02T03:04:05+01:00"))
+                .unwrap(),
             json!("2026-01-02T02:04:05Z")
         );
         assert!(date.check_value("c_d", &json!("yesterday")).is_err());

@@ -126,7 +126,10 @@ fn parse_object(
         match key.as_str() {
             "$and" | "$or" => {
                 let Value::Array(items) = value else {
-                    return Err(RoomError::validation(key.as_str(), "must be an array of filters"));
+                    return Err(RoomError::validation(
+                        key.as_str(),
+                        "must be an array of filters",
+                    ));
                 };
                 if items.is_empty() {
                     return Err(RoomError::validation(key.as_str(), "must not be empty"));
@@ -134,9 +137,15 @@ fn parse_object(
                 let parts = items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| parse_object(&format!("{key}[{i}]"), item, definition, depth + 1))
+                    .map(|(i, item)| {
+                        parse_object(&format!("{key}[{i}]"), item, definition, depth + 1)
+                    })
                     .collect::<RoomResult<Vec<_>>>()?;
-                clauses.push(if key == "$and" { Filter::And(parts) } else { Filter::Or(parts) });
+                clauses.push(if key == "$and" {
+                    Filter::And(parts)
+                } else {
+                    Filter::Or(parts)
+                });
             }
             other if other.starts_with('$') => {
                 return Err(RoomError::validation(
@@ -202,14 +211,19 @@ fn parse_conditions(path: &str, field: FilterField, value: &Value) -> RoomResult
             _ => {
                 return Err(RoomError::validation(
                     path,
-                    format!("{name} is not a comparison operator; expected $eq $ne $in $nin $gt $gte $lt $lte"),
+                    format!(
+                        "{name} is not a comparison operator; expected $eq $ne $in $nin $gt $gte $lt $lte"
+                    ),
                 ));
             }
         };
         let operand = match op {
             CompareOp::In | CompareOp::Nin => {
                 let Value::Array(items) = operand else {
-                    return Err(RoomError::validation(path, format!("{name} takes an array")));
+                    return Err(RoomError::validation(
+                        path,
+                        format!("{name} takes an array"),
+                    ));
                 };
                 items
                     .iter()
@@ -218,9 +232,15 @@ fn parse_conditions(path: &str, field: FilterField, value: &Value) -> RoomResult
             }
             _ => vec![parse_scalar(path, &field, operand)?],
         };
-        let ordered = matches!(op, CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte);
+        let ordered = matches!(
+            op,
+            CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte
+        );
         if ordered && matches!(operand.first(), Some(Scalar::Boolean(_))) {
-            return Err(RoomError::validation(path, format!("{name} does not apply to booleans")));
+            return Err(RoomError::validation(
+                path,
+                format!("{name} does not apply to booleans"),
+            ));
         }
         filters.push(Filter::Compare {
             field: field.clone(),
@@ -232,7 +252,12 @@ fn parse_conditions(path: &str, field: FilterField, value: &Value) -> RoomResult
 }
 
 fn parse_scalar(path: &str, field: &FilterField, value: &Value) -> RoomResult<Scalar> {
-    let wrong = |expected: &str| RoomError::validation(path, format!("must be compared with {expected}, not {value}"));
+    let wrong = |expected: &str| {
+        RoomError::validation(
+            path,
+            format!("must be compared with {expected}, not {value}"),
+        )
+    };
     match field {
         FilterField::State => {
             let text = value.as_str().ok_or_else(|| wrong("a state string"))?;
@@ -254,8 +279,14 @@ fn parse_scalar(path: &str, field: &FilterField, value: &Value) -> RoomResult<Sc
                 .as_str()
                 .map(|s| Scalar::String(s.to_owned()))
                 .ok_or_else(|| wrong("a string")),
-            PropertyType::Number => value.as_f64().map(Scalar::Number).ok_or_else(|| wrong("a number")),
-            PropertyType::Boolean => value.as_bool().map(Scalar::Boolean).ok_or_else(|| wrong("a boolean")),
+            PropertyType::Number => value
+                .as_f64()
+                .map(Scalar::Number)
+                .ok_or_else(|| wrong("a number")),
+            PropertyType::Boolean => value
+                .as_bool()
+                .map(Scalar::Boolean)
+                .ok_or_else(|| wrong("a boolean")),
             PropertyType::Date => {
                 let text = value.as_str().ok_or_else(|| wrong("an RFC 3339 time"))?;
                 Ok(Scalar::Date(parse_date(path, text)?))
@@ -269,11 +300,18 @@ fn parse_scalar(path: &str, field: &FilterField, value: &Value) -> RoomResult<Sc
 fn field_values(field: &FilterField, room: &Room) -> Vec<Scalar> {
     match field {
         FilterField::State => vec![Scalar::String(room.state.to_string())],
-        FilterField::Owner => room.owner.iter().map(|o| Scalar::String(o.clone())).collect(),
+        FilterField::Owner => room
+            .owner
+            .iter()
+            .map(|o| Scalar::String(o.clone()))
+            .collect(),
         FilterField::Created => vec![Scalar::Date(room.created)],
         FilterField::Custom { name, kind } => match room.custom.get(name) {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().filter_map(|v| stored_scalar(*kind, v)).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| stored_scalar(*kind, v))
+                .collect(),
             Some(value) => stored_scalar(*kind, value).into_iter().collect(),
         },
     }
@@ -292,7 +330,11 @@ fn stored_scalar(kind: PropertyType, value: &Value) -> Option<Scalar> {
 }
 
 fn compare(values: &[Scalar], op: CompareOp, operand: &[Scalar]) -> bool {
-    let equals_any = |value: &Scalar| operand.iter().any(|o| value.compare(o) == Some(Ordering::Equal));
+    let equals_any = |value: &Scalar| {
+        operand
+            .iter()
+            .any(|o| value.compare(o) == Some(Ordering::Equal))
+    };
     let ordered = |accept: fn(Ordering) -> bool| {
         values
             .iter()
@@ -371,7 +413,11 @@ mod tests {
         room.custom.insert("c_number".into(), json!(7));
         assert!(filter(json!({"c_number": 7})).unwrap().matches(&room));
         assert!(!filter(json!({"c_number": 8})).unwrap().matches(&room));
-        assert!(filter(json!({"c_number": {"$gte": 7, "$lt": 8}})).unwrap().matches(&room));
+        assert!(
+            filter(json!({"c_number": {"$gte": 7, "$lt": 8}}))
+                .unwrap()
+                .matches(&room)
+        );
     }
 
     #[test]
@@ -379,8 +425,16 @@ mod tests {
         let room = open_room(&[]);
         assert!(filter(json!({"state": "open"})).unwrap().matches(&room));
         assert!(!filter(json!({"state": "closed"})).unwrap().matches(&room));
-        assert!(filter(json!({"$or": [{"state": "closed"}, {"owner": "owner1"}]})).unwrap().matches(&room));
-        assert!(filter(json!({"state": {"$nin": ["new", "closed"]}})).unwrap().matches(&room));
+        assert!(
+            filter(json!({"$or": [{"state": "closed"}, {"owner": "owner1"}]}))
+                .unwrap()
+                .matches(&room)
+        );
+        assert!(
+            filter(json!({"state": {"$nin": ["new", "closed"]}}))
+                .unwrap()
+                .matches(&room)
+        );
         assert!(filter(json!({})).unwrap().matches(&room));
     }
 
@@ -388,7 +442,11 @@ mod tests {
     fn missing_value_matches_only_negations() {
         let room = open_room(&[]);
         assert!(!filter(json!({"c_number": 7})).unwrap().matches(&room));
-        assert!(filter(json!({"c_number": {"$ne": 7}})).unwrap().matches(&room));
+        assert!(
+            filter(json!({"c_number": {"$ne": 7}}))
+                .unwrap()
+                .matches(&room)
+        );
     }
 
     #[test]

@@ -601,7 +601,11 @@ impl Room {
 
     /// Bumps the version once for a change and turns its drafts into events
     /// with consecutive sequence numbers.
-    pub(crate) fn record_change(&mut self, now: DateTime<Utc>, drafts: Vec<EventDraft>) -> Vec<Event> {
+    pub(crate) fn record_change(
+        &mut self,
+        now: DateTime<Utc>,
+        drafts: Vec<EventDraft>,
+    ) -> Vec<Event> {
         self.version += 1;
         self.updated = now;
         drafts
@@ -687,7 +691,10 @@ impl Room {
             open: None,
             unused: Some(now + seconds(self.configuration.unused_timeout)),
             empty: None,
-            max_duration: self.configuration.max_duration.map(|max| now + seconds(max)),
+            max_duration: self
+                .configuration
+                .max_duration
+                .map(|max| now + seconds(max)),
         };
         EventDraft::new(EventName::RoomOpened)
     }
@@ -704,7 +711,11 @@ impl Room {
 
     /// Resolves the account a join or leave is for and checks the caller's
     /// access: `read` for oneself, `update` for anyone else.
-    fn participant_account(&self, principal: &Principal, account: Option<&str>) -> RoomResult<String> {
+    fn participant_account(
+        &self,
+        principal: &Principal,
+        account: Option<&str>,
+    ) -> RoomResult<String> {
         let acting = principal.account_id();
         let account = match (account.filter(|a| !a.is_empty()), acting) {
             (Some(account), _) => account,
@@ -772,7 +783,10 @@ pub(crate) fn check_acl_size(acl: &[AclEntry]) -> RoomResult<()> {
     if acl.len() > MAX_ACL_ENTRIES {
         return Err(RoomError::validation(
             "acl",
-            format!("has {} entries; the maximum is {MAX_ACL_ENTRIES}", acl.len()),
+            format!(
+                "has {} entries; the maximum is {MAX_ACL_ENTRIES}",
+                acl.len()
+            ),
         ));
     }
     Ok(())
@@ -789,7 +803,10 @@ fn resolve_configuration(
         max_duration: input.max_duration.or(defaults.max_duration),
         open_at: input.open_at,
     };
-    check_max_participants("configuration.maxParticipants", configuration.max_participants)?;
+    check_max_participants(
+        "configuration.maxParticipants",
+        configuration.max_participants,
+    )?;
     check_timeout("configuration.unusedTimeout", configuration.unused_timeout)?;
     check_timeout("configuration.emptyTimeout", configuration.empty_timeout)?;
     if let Some(max) = configuration.max_duration {
@@ -806,7 +823,9 @@ pub(crate) mod tests {
     use crate::definition::{PropertyDefinition, PropertyType};
 
     pub fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().into()
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .into()
     }
 
     pub fn definition() -> RoomDefinition {
@@ -897,12 +916,18 @@ pub(crate) mod tests {
                 t0(),
             )
         };
-        assert_eq!(create(request.clone()).unwrap_err().metadata(), vec![("path", "c_missing".into())]);
+        assert_eq!(
+            create(request.clone()).unwrap_err().metadata(),
+            vec![("path", "c_missing".into())]
+        );
 
         request.custom.clear();
         request.configuration.max_participants = Some(1);
         let err = create(request.clone()).unwrap_err();
-        assert_eq!(err.metadata(), vec![("path", "configuration.maxParticipants".into())]);
+        assert_eq!(
+            err.metadata(),
+            vec![("path", "configuration.maxParticipants".into())]
+        );
 
         request.configuration.max_participants = None;
         request.configuration.unused_timeout = Some(0);
@@ -953,7 +978,8 @@ pub(crate) mod tests {
         assert_eq!(room.deadlines.unused, None);
 
         let later = t0() + seconds(10);
-        room.leave(&Principal::account("acc1"), None, later).unwrap();
+        room.leave(&Principal::account("acc1"), None, later)
+            .unwrap();
         assert_eq!(room.deadlines.empty, Some(later + seconds(300)));
 
         room.fire_due_timer(later + seconds(300));
@@ -1006,7 +1032,10 @@ pub(crate) mod tests {
         let names: Vec<_> = events.iter().map(|e| e.name).collect();
         assert_eq!(names, [EventName::ParticipantLeft, EventName::RoomClosed]);
         assert_eq!(room.participants[0].status, ParticipantStatus::Disconnected);
-        assert_eq!(room.close(&Principal::Service, t0()).unwrap_err().reason(), "invalidState.closed");
+        assert_eq!(
+            room.close(&Principal::Service, t0()).unwrap_err().reason(),
+            "invalidState.closed"
+        );
     }
 
     #[test]

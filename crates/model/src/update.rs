@@ -20,8 +20,7 @@ use crate::definition::{RoomDefinition, parse_date};
 use crate::error::{RoomError, RoomResult};
 use crate::event::EventName;
 use crate::room::{
-    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants,
-    check_timeout,
+    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants, check_timeout,
 };
 use crate::validate;
 
@@ -364,7 +363,10 @@ impl Room {
                     .entry(name.clone())
                     .or_insert_with(|| Value::Array(Vec::new()));
                 let Value::Array(current) = current else {
-                    return Err(RoomError::validation(path, "holds a value that is not an array"));
+                    return Err(RoomError::validation(
+                        path,
+                        "holds a value that is not an array",
+                    ));
                 };
                 if *operator == Operator::Push {
                     current.extend(items);
@@ -373,7 +375,10 @@ impl Room {
                 }
             }
             (Operator::Unset, Field::Label | Field::State | Field::Acl) => {
-                return Err(RoomError::validation(path, "is required and cannot be unset"));
+                return Err(RoomError::validation(
+                    path,
+                    "is required and cannot be unset",
+                ));
             }
             (Operator::Unset, _) => {
                 return Err(RoomError::validation(
@@ -419,7 +424,10 @@ fn check_grant(path: &str, entry: &AclEntry, granted: Level) -> RoomResult<()> {
     if entry.level > granted {
         return Err(RoomError::validation(
             path,
-            format!("entry {entry} grants {}, more than the caller's own {granted}", entry.level),
+            format!(
+                "entry {entry} grants {}, more than the caller's own {granted}",
+                entry.level
+            ),
         ));
     }
     Ok(())
@@ -467,7 +475,10 @@ fn expect_u32(path: &str, value: &Value) -> RoomResult<u32> {
         .as_u64()
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| {
-            RoomError::validation(path, format!("must be a whole number of seconds or a count, not {value}"))
+            RoomError::validation(
+                path,
+                format!("must be a whole number of seconds or a count, not {value}"),
+            )
         })
 }
 
@@ -486,18 +497,33 @@ mod tests {
     #[test]
     fn push_acl_adds_entry_once() {
         let mut room = open_room(&[]);
-        let events = update(&mut room, &Principal::Service, json!({"$push": {"acl": ["account.acc2.read"]}})).unwrap();
+        let events = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$push": {"acl": ["account.acc2.read"]}}),
+        )
+        .unwrap();
         assert_eq!(events[0].name, EventName::RoomAclChanged);
         assert!(room.acl.contains(&"account.acc2.read".parse().unwrap()));
 
-        let again = update(&mut room, &Principal::Service, json!({"$push": {"acl": "account.acc2.read"}})).unwrap();
+        let again = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$push": {"acl": "account.acc2.read"}}),
+        )
+        .unwrap();
         assert!(again.is_empty());
     }
 
     #[test]
     fn set_state_closed_closes_with_requested() {
         let mut room = open_room(&[]);
-        let events = update(&mut room, &Principal::Service, json!({"$set": {"state": "closed"}})).unwrap();
+        let events = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"state": "closed"}}),
+        )
+        .unwrap();
         assert_eq!(events.last().unwrap().name, EventName::RoomClosed);
         assert_eq!(room.close_reason, Some(CloseReason::Requested));
     }
@@ -505,15 +531,30 @@ mod tests {
     #[test]
     fn closed_room_rejects_reopen() {
         let mut room = open_room(&[]);
-        update(&mut room, &Principal::Service, json!({"$set": {"state": "closed"}})).unwrap();
-        let err = update(&mut room, &Principal::Service, json!({"$set": {"state": "open"}})).unwrap_err();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"state": "closed"}}),
+        )
+        .unwrap();
+        let err = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"state": "open"}}),
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "invalidState.closed");
     }
 
     #[test]
     fn set_state_open_is_a_transition_fault() {
         let mut room = open_room(&[]);
-        let err = update(&mut room, &Principal::Service, json!({"$set": {"state": "new"}})).unwrap_err();
+        let err = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"state": "new"}}),
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "invalidState.transition");
     }
 
@@ -541,12 +582,24 @@ mod tests {
             (json!({"$unset": {"label": ""}}), "label"),
             (json!({"$push": {"label": "x"}}), "label"),
             (json!({"$push": {"acl": ["bogus"]}}), "acl[0]"),
-            (json!({"$set": {"configuration.unusedTimeout": 0}}), "configuration.unusedTimeout"),
-            (json!({"$set": {"configuration.maxParticipants": 501}}), "configuration.maxParticipants"),
-            (json!({"$set": {"acl": []}, "$push": {"acl": ["owner.read"]}}), "acl"),
+            (
+                json!({"$set": {"configuration.unusedTimeout": 0}}),
+                "configuration.unusedTimeout",
+            ),
+            (
+                json!({"$set": {"configuration.maxParticipants": 501}}),
+                "configuration.maxParticipants",
+            ),
+            (
+                json!({"$set": {"acl": []}, "$push": {"acl": ["owner.read"]}}),
+                "acl",
+            ),
             (json!({"$set": {"c_unknown": 1}}), "c_unknown"),
             (json!({"$push": {"c_number": 1}}), "c_number"),
-            (json!({"$set": {"configuration.openAt": "2030-01-01T00:00:00Z"}}), "configuration.openAt"),
+            (
+                json!({"$set": {"configuration.openAt": "2030-01-01T00:00:00Z"}}),
+                "configuration.openAt",
+            ),
             (json!({}), "update"),
             (json!([1]), "update"),
             (json!({"$set": {}}), "$set"),
@@ -562,16 +615,29 @@ mod tests {
     fn configuration_object_and_path_count_as_twice() {
         let doc = json!({"$set": {"configuration": {"emptyTimeout": 5}}, "$unset": {"configuration.emptyTimeout": ""}});
         let err = UpdateDocument::from_value(&doc).unwrap_err();
-        assert_eq!(err.metadata(), vec![("path", "configuration.emptyTimeout".to_string())]);
+        assert_eq!(
+            err.metadata(),
+            vec![("path", "configuration.emptyTimeout".to_string())]
+        );
     }
 
     #[test]
     fn sharing_cannot_grant_more_than_own_level() {
         let mut room = open_room(&["account.acc1.share"]);
         let sharer = Principal::account("acc1");
-        let err = update(&mut room, &sharer, json!({"$push": {"acl": ["account.acc2.update"]}})).unwrap_err();
+        let err = update(
+            &mut room,
+            &sharer,
+            json!({"$push": {"acl": ["account.acc2.update"]}}),
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "invalidArgument.validation");
-        update(&mut room, &sharer, json!({"$push": {"acl": ["account.acc2.share"]}})).unwrap();
+        update(
+            &mut room,
+            &sharer,
+            json!({"$push": {"acl": ["account.acc2.share"]}}),
+        )
+        .unwrap();
 
         let err = update(&mut room, &sharer, json!({"$set": {"label": "x"}})).unwrap_err();
         assert_eq!(err.reason(), "accessDenied.update");
@@ -582,41 +648,97 @@ mod tests {
         let mut room = open_room(&[]);
         let document = UpdateDocument::parse(r#"{"$set": {"label": "x"}}"#).unwrap();
         let err = room
-            .update(&Principal::Service, &document, &definition(), Some(room.version + 1), t0())
+            .update(
+                &Principal::Service,
+                &document,
+                &definition(),
+                Some(room.version + 1),
+                t0(),
+            )
             .unwrap_err();
         assert_eq!(err.reason(), "conflict.version");
-        room.update(&Principal::Service, &document, &definition(), Some(room.version), t0())
-            .unwrap();
+        room.update(
+            &Principal::Service,
+            &document,
+            &definition(),
+            Some(room.version),
+            t0(),
+        )
+        .unwrap();
         assert_eq!(room.label, "x");
     }
 
     #[test]
     fn new_unused_timeout_rearms_from_opening() {
         let mut room = open_room(&[]);
-        update(&mut room, &Principal::Service, json!({"$set": {"configuration.unusedTimeout": 10}})).unwrap();
-        assert_eq!(room.deadlines.unused, Some(t0() + chrono::Duration::seconds(10)));
-        update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxDuration": 60}})).unwrap();
-        assert_eq!(room.deadlines.max_duration, Some(t0() + chrono::Duration::seconds(60)));
-        update(&mut room, &Principal::Service, json!({"$unset": {"configuration.maxDuration": ""}})).unwrap();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"configuration.unusedTimeout": 10}}),
+        )
+        .unwrap();
+        assert_eq!(
+            room.deadlines.unused,
+            Some(t0() + chrono::Duration::seconds(10))
+        );
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"configuration.maxDuration": 60}}),
+        )
+        .unwrap();
+        assert_eq!(
+            room.deadlines.max_duration,
+            Some(t0() + chrono::Duration::seconds(60))
+        );
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$unset": {"configuration.maxDuration": ""}}),
+        )
+        .unwrap();
         assert_eq!(room.deadlines.max_duration, None);
     }
 
     #[test]
     fn max_participants_not_below_connected() {
         let mut room = open_room(&["account.public.read"]);
-        update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxParticipants": 3}})).unwrap();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"configuration.maxParticipants": 3}}),
+        )
+        .unwrap();
         for account in ["a", "b", "c"] {
             room.join(&Principal::account(account), None, t0()).unwrap();
         }
-        let err = update(&mut room, &Principal::Service, json!({"$set": {"configuration.maxParticipants": 2}})).unwrap_err();
-        assert_eq!(err.metadata(), vec![("path", "configuration.maxParticipants".to_string())]);
+        let err = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"configuration.maxParticipants": 2}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.metadata(),
+            vec![("path", "configuration.maxParticipants".to_string())]
+        );
     }
 
     #[test]
     fn custom_array_push_and_pull() {
         let mut room = open_room(&[]);
-        update(&mut room, &Principal::Service, json!({"$push": {"c_tags": ["a", "b", "a"]}})).unwrap();
-        update(&mut room, &Principal::Service, json!({"$pull": {"c_tags": "a"}})).unwrap();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$push": {"c_tags": ["a", "b", "a"]}}),
+        )
+        .unwrap();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$pull": {"c_tags": "a"}}),
+        )
+        .unwrap();
         assert_eq!(room.custom["c_tags"], json!(["b"]));
     }
 }

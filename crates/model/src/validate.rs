@@ -18,7 +18,10 @@ pub fn label(path: &str, value: &str) -> RoomResult<()> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(RoomError::validation(path, "must not contain control characters"));
+        return Err(RoomError::validation(
+            path,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

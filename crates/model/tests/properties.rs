@@ -88,8 +88,16 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i32>().prop_map(|n| json!(n)),
         (-1e6f64..1e6).prop_map(|n| json!(n)),
         proptest::sample::select(vec![
-            "open", "closed", "new", "x", "", "account.acc2.read", "owner.delete",
-            "role.dev.update", "2026-02-01T00:00:00Z", "not-an-acl",
+            "open",
+            "closed",
+            "new",
+            "x",
+            "",
+            "account.acc2.read",
+            "owner.delete",
+            "role.dev.update",
+            "2026-02-01T00:00:00Z",
+            "not-an-acl",
         ])
         .prop_map(|s| json!(s)),
     ];
@@ -124,7 +132,8 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 fn operator() -> impl Strategy<Value = String> {
-    proptest::sample::select(vec!["$set", "$unset", "$push", "$pull", "$inc"]).prop_map(str::to_owned)
+    proptest::sample::select(vec!["$set", "$unset", "$push", "$pull", "$inc"])
+        .prop_map(str::to_owned)
 }
 
 /// Update documents of one to three operators over the writable paths and

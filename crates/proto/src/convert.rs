@@ -130,7 +130,11 @@ pub fn definition(definition: &RoomDefinition) -> v1::RoomDefinition {
     v1::RoomDefinition {
         org: definition.org.clone(),
         label: definition.label.clone(),
-        default_acl: definition.default_acl.iter().map(ToString::to_string).collect(),
+        default_acl: definition
+            .default_acl
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         properties: definition
             .properties
             .iter()
@@ -175,7 +179,11 @@ pub fn from_property_definitions(
         .map(|(i, p)| {
             Ok(PropertyDefinition {
                 name: p.name.clone(),
-                label: if p.label.is_empty() { p.name.clone() } else { p.label.clone() },
+                label: if p.label.is_empty() {
+                    p.name.clone()
+                } else {
+                    p.label.clone()
+                },
                 kind: from_property_type(&format!("properties[{i}].type"), p.r#type)?,
                 array: p.array,
                 indexed: p.indexed,
@@ -342,7 +350,9 @@ pub fn value_to_json(value: &prost_types::Value) -> Value {
         Some(Kind::BoolValue(b)) => Value::Bool(*b),
         Some(Kind::NumberValue(n)) => number_to_json(*n),
         Some(Kind::StringValue(s)) => Value::String(s.clone()),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(value_to_json).collect()),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.iter().map(value_to_json).collect())
+        }
         Some(Kind::StructValue(object)) => Value::Object(
             object
                 .fields

@@ -5,8 +5,9 @@
 //! - [`StoreError`]: failures, split by whether the write may have applied.
 //!
 //! A store applies each change of a room (the new room record plus its
-//! events) atomically, and only when the room is still at the version the
-//! writer read, so a writer with a stale copy can never overwrite a newer one.
+//! events) atomically. It applies it only when the room is still at the
+//! version the writer read, so a writer with a stale copy cannot overwrite
+//! a newer one.
 
 mod error;
 mod memory;
@@ -67,7 +68,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the room and appends `events`, if the stored room is still at
     /// `expected_version`.
-    async fn commit(&self, room: &Room, events: &[Event], expected_version: u64) -> StoreResult<()>;
+    async fn commit(&self, room: &Room, events: &[Event], expected_version: u64)
+    -> StoreResult<()>;
 
     /// Appends the room's final `events` and removes the room, if the stored
     /// room is still at `expected_version`.

@@ -43,10 +43,12 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock would be a bug in this file; the
-        // maps stay consistent because every method validates before it
-        // mutates, so recovering the guard is safe.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        // Every method checks its input before it mutates the maps, so a
+        // panic while the lock is held leaves them consistent and the guard
+        // can be recovered.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -127,7 +129,12 @@ impl Store for MemoryStore {
             .map(|stored| stored.room.clone()))
     }
 
-    async fn commit(&self, room: &Room, events: &[Event], expected_version: u64) -> StoreResult<()> {
+    async fn commit(
+        &self,
+        room: &Room,
+        events: &[Event],
+        expected_version: u64,
+    ) -> StoreResult<()> {
         let mut inner = self.lock();
         let stored = inner.stored_at(room, expected_version)?;
         stored.room = room.clone();
@@ -257,10 +264,19 @@ mod tests {
     async fn create_is_idempotent_per_request_id() {
         let store = MemoryStore::new();
         let (first, events) = new_room("org1");
-        assert_eq!(store.create_room(&first, &events, Some("r1")).await.unwrap(), Created::New);
+        assert_eq!(
+            store
+                .create_room(&first, &events, Some("r1"))
+                .await
+                .unwrap(),
+            Created::New
+        );
 
         let (second, events) = new_room("org1");
-        let outcome = store.create_room(&second, &events, Some("r1")).await.unwrap();
+        let outcome = store
+            .create_room(&second, &events, Some("r1"))
+            .await
+            .unwrap();
         assert_eq!(outcome, Created::Existing(first));
         assert_eq!(store.room_count(), 1);
     }
@@ -287,7 +303,8 @@ mod tests {
         store.create_room(&room, &events, None).await.unwrap();
         assert!(store.load_room("org2", room.id).await.unwrap().is_none());
 
-        let everything = Filter::from_value(&serde_json::json!({}), &RoomDefinition::implicit("org2")).unwrap();
+        let everything =
+            Filter::from_value(&serde_json::json!({}), &RoomDefinition::implicit("org2")).unwrap();
         let page = store
             .find_rooms(RoomQuery {
                 org: "org2",
