@@ -11,6 +11,8 @@ use crate::{Created, RoomPage, RoomQuery, Store, StoreError, StoreResult};
 
 /// Events a live subscriber may fall behind by before it sees `Lagged`.
 const SUBSCRIBER_BUFFER: usize = 256;
+/// Number of per-room channels below which unused ones are not pruned.
+const MIN_PRUNE_SUBSCRIBERS: usize = 1024;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -24,6 +26,9 @@ struct Inner {
     request_ids: HashMap<(String, String), RoomId>,
     definitions: HashMap<String, RoomDefinition>,
     subscribers: HashMap<RoomId, broadcast::Sender<Event>>,
+    /// Size of `subscribers` at which channels without receivers are
+    /// dropped; it doubles with what remains so pruning stays amortized O(1).
+    prune_subscribers_at: usize,
 }
 
 struct StoredRoom {
@@ -75,7 +80,10 @@ impl Inner {
                 // No receiver left is fine: the sender is dropped below.
                 let _ = sender.send(event.clone());
             }
-            if sender.receiver_count() == 0 {
+            // A closed room's log ends, so its channel can go once the last
+            // events are sent; receivers still get what is buffered.
+            let ended = events.iter().any(Event::is_terminal);
+            if ended || sender.receiver_count() == 0 {
                 self.subscribers.remove(&room_id);
             }
         }
@@ -215,6 +223,10 @@ impl Store for MemoryStore {
 
     fn subscribe(&self, room_id: RoomId) -> broadcast::Receiver<Event> {
         let mut inner = self.lock();
+        if inner.subscribers.len() >= inner.prune_subscribers_at.max(MIN_PRUNE_SUBSCRIBERS) {
+            inner.subscribers.retain(|_, sender| sender.receiver_count() > 0);
+            inner.prune_subscribers_at = inner.subscribers.len() * 2;
+        }
         inner
             .subscribers
             .entry(room_id)
