@@ -298,9 +298,8 @@ impl RoomService {
         definition: RoomDefinition,
     ) -> RoomResult<RoomDefinition> {
         if *principal != Principal::Service {
-            return Err(RoomError::AccessDenied {
-                room_id: String::new(),
-                required: Level::Update,
+            return Err(RoomError::DefinitionAccessDenied {
+                org: definition.org.clone(),
             });
         }
         self.store.put_definition(&definition).await?;

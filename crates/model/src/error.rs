@@ -17,6 +17,9 @@ pub enum RoomError {
     #[error("{required} access to room {room_id} denied")]
     AccessDenied { room_id: String, required: Level },
 
+    #[error("only the calling service itself, acting for no account, may change the room definition of org {org}")]
+    DefinitionAccessDenied { org: String },
+
     #[error("authentication required: {message}")]
     Unauthenticated { message: String },
 
@@ -76,6 +79,7 @@ impl RoomError {
                 Level::Delete => "accessDenied.delete",
                 _ => "accessDenied.read",
             },
+            RoomError::DefinitionAccessDenied { .. } => "accessDenied.update",
             RoomError::Unauthenticated { .. } => "unauthenticated",
             RoomError::Validation { .. } => "invalidArgument.validation",
             RoomError::Closed { .. } => "invalidState.closed",
@@ -104,7 +108,9 @@ impl RoomError {
             RoomError::VersionConflict {
                 room_id, actual, ..
             } => vec![("roomId", room_id.clone()), ("version", actual.to_string())],
-            RoomError::DefinitionNotFound { org } => vec![("org", org.clone())],
+            RoomError::DefinitionNotFound { org } | RoomError::DefinitionAccessDenied { org } => {
+                vec![("org", org.clone())]
+            }
             RoomError::MaxOpenRooms { org, max } => {
                 vec![("org", org.clone()), ("max", max.to_string())]
             }

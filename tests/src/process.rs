@@ -1,0 +1,354 @@
+//! The workspace binaries, built once per test process, and [`RoomdProcess`],
+//! a real `roomd` process on a free loopback port.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use roomd_proto::v1::rooms_client::RoomsClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::{ROOMS_SERVICE, connect};
+
+/// A binary of the workspace and the package that builds it.
+struct WorkspaceBinary {
+    name: &'static str,
+    package: &'static str,
+    /// Outcome of building this package alone, tried only when building all
+    /// binaries together failed.
+    built_alone: OnceLock<Result<(), String>>,
+}
+
+static WORKSPACE_BINARIES: [WorkspaceBinary; 2] = [
+    WorkspaceBinary {
+        name: "roomd",
+        package: "roomd-server",
+        built_alone: OnceLock::new(),
+    },
+    WorkspaceBinary {
+        name: "roomctl",
+        package: "roomctl",
+        built_alone: OnceLock::new(),
+    },
+];
+
+static ALL_BINARIES_BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Returns the path of the workspace binary `name` (`roomd` or `roomctl`),
+/// built with the profile of the running test.
+///
+/// The first call in a test process runs `cargo build --bins` for both
+/// binaries, which can take a while after a change. Later calls only look
+/// the binary up. If one of them does not compile, the other one is built
+/// alone, so its tests still run.
+///
+/// # Panics
+/// When `name` is not a workspace binary, or the build fails.
+pub fn binary(name: &str) -> PathBuf {
+    let binary = WORKSPACE_BINARIES
+        .iter()
+        .find(|binary| binary.name == name)
+        .unwrap_or_else(|| panic!("{name:?} is not a workspace binary; expected roomd or roomctl"));
+
+    let packages: Vec<&str> = WORKSPACE_BINARIES.iter().map(|b| b.package).collect();
+    let built_together = ALL_BINARIES_BUILT.get_or_init(|| cargo_build(&packages));
+    if let Err(together_error) = built_together
+        && let Err(alone_error) = binary
+            .built_alone
+            .get_or_init(|| cargo_build(&[binary.package]))
+    {
+        panic!(
+            "cannot build {name}.\nBuilding all binaries failed:\n{together_error}\n\
+             Building {} alone failed:\n{alone_error}",
+            binary.package
+        );
+    }
+
+    let path = profile_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "cargo built {name}, but it is not at {}; tests run with --target or \
+         --target-dir cannot find it (set CARGO_TARGET_DIR instead of --target-dir)",
+        path.display()
+    );
+    path
+}
+
+/// Returns the target directory of the running test's profile, such as
+/// `target/debug`, which is the parent of the `deps` folder that contains
+/// the test.
+fn profile_dir() -> PathBuf {
+    let executable = std::env::current_exe().expect("locate the running test executable");
+    let deps = executable
+        .parent()
+        .expect("a test executable lives in a folder");
+    assert_eq!(
+        deps.file_name().and_then(|name| name.to_str()),
+        Some("deps"),
+        "test executable {} is not in a cargo deps folder",
+        executable.display()
+    );
+    deps.parent()
+        .expect("a deps folder lives in a profile folder")
+        .to_path_buf()
+}
+
+/// Returns the cargo flag that selects the profile whose output lives in
+/// `profile_dir`.
+fn profile_args(profile_dir: &Path) -> Vec<String> {
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        // `cargo test` builds with the `test` profile, which writes to
+        // `debug` and inherits from `dev`.
+        Some("debug") | None => Vec::new(),
+        Some("release") => vec!["--release".to_owned()],
+        Some(custom) => vec!["--profile".to_owned(), custom.to_owned()],
+    }
+}
+
+/// Runs `cargo build --bins` for `packages`; returns cargo's output on
+/// failure.
+fn cargo_build(packages: &[&str]) -> Result<(), String> {
+    let mut command = Command::new(env!("CARGO"));
+    command.arg("build").arg("--bins");
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    command.args(profile_args(&profile_dir()));
+    // Run from the workspace root, whatever the test's directory.
+    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", env!("CARGO")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} exited with {}:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// How many free ports [`RoomdProcess::spawn`] tries before it gives up.
+const SPAWN_ATTEMPTS: usize = 5;
+/// How long a started `roomd` may take until its health check reports
+/// serving.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `roomd` process serving on `127.0.0.1` and a free port. Dropping it
+/// kills the process.
+pub struct RoomdProcess {
+    pub address: SocketAddr,
+    child: Child,
+    /// Everything the process wrote to stderr (its log) so far.
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Why one attempt to start `roomd` failed.
+enum SpawnError {
+    /// The port was taken between choosing and binding it; try another.
+    PortTaken(String),
+    Failed(String),
+}
+
+impl RoomdProcess {
+    /// Starts the `roomd` binary with `--listen 127.0.0.1:<free port>` and
+    /// `extra_args`, and waits until its health check reports the rooms
+    /// service serving.
+    ///
+    /// # Panics
+    /// When `roomd` cannot be built, exits early, or is not ready within
+    /// 20 s.
+    pub async fn spawn(extra_args: &[&str]) -> Self {
+        // The first call builds the binaries, which must not block the
+        // runtime's threads.
+        let program = tokio::task::spawn_blocking(|| binary("roomd"))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        let mut failures = Vec::new();
+        for _ in 0..SPAWN_ATTEMPTS {
+            let address = free_loopback_address();
+            match Self::try_spawn(&program, address, extra_args).await {
+                Ok(process) => return process,
+                Err(SpawnError::PortTaken(log)) => failures.push(log),
+                Err(SpawnError::Failed(message)) => panic!("{message}"),
+            }
+        }
+        panic!(
+            "roomd found no free port in {SPAWN_ATTEMPTS} attempts; last log:\n{}",
+            failures.last().map_or("", String::as_str)
+        );
+    }
+
+    async fn try_spawn(
+        program: &Path,
+        address: SocketAddr,
+        extra_args: &[&str],
+    ) -> Result<Self, SpawnError> {
+        let mut child = Command::new(program)
+            .arg("--listen")
+            .arg(address.to_string())
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SpawnError::Failed(format!("cannot start {}: {e}", program.display())))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        drain_in_background(child.stderr.take().expect("stderr is piped"), log.clone());
+
+        let mut process = RoomdProcess {
+            address,
+            child,
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = process.child.try_wait().expect("poll the roomd process") {
+                // The reader thread may still be copying the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let log = process.log();
+                return Err(if log.contains("cannot listen") {
+                    SpawnError::PortTaken(log)
+                } else {
+                    SpawnError::Failed(format!(
+                        "roomd exited with {status} before it served:\n{log}"
+                    ))
+                });
+            }
+            if process.is_serving().await {
+                return Ok(process);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(SpawnError::Failed(format!(
+                    "roomd on {address} did not report serving within {READY_TIMEOUT:?}:\n{}",
+                    process.log()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Tells whether the process's health check reports the rooms service
+    /// serving.
+    async fn is_serving(&self) -> bool {
+        let Ok(endpoint) = Endpoint::from_shared(self.url()) else {
+            return false;
+        };
+        let Ok(channel) = endpoint
+            .connect_timeout(Duration::from_millis(500))
+            .connect()
+            .await
+        else {
+            return false;
+        };
+        let request = HealthCheckRequest {
+            service: ROOMS_SERVICE.to_owned(),
+        };
+        match HealthClient::new(channel).check(request).await {
+            Ok(response) => response.into_inner().status == ServingStatus::Serving as i32,
+            Err(_) => false,
+        }
+    }
+
+    /// Returns the URL clients connect to, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Connects a `Rooms` client to the process.
+    pub async fn rooms_client(&self) -> RoomsClient<Channel> {
+        RoomsClient::new(connect(self.address).await)
+    }
+
+    /// Returns what the process has logged so far.
+    pub fn log(&self) -> String {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&log).into_owned()
+    }
+
+    /// Sends SIGTERM, which starts roomd's graceful shutdown, and waits up
+    /// to `timeout` for the process to exit.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the process outlives `timeout`.
+    #[cfg(unix)]
+    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(
+            sent.success(),
+            "kill -TERM {} failed: {sent}",
+            self.child.id()
+        );
+
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the roomd process") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "roomd did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for RoomdProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomdProcess")
+            .field("address", &self.address)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RoomdProcess {
+    fn drop(&mut self) {
+        // Both fail only when the process has already exited and been
+        // reaped, which is the state we want.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies `stderr` into `log` on a thread until the process closes it, so
+/// a chatty process never blocks on a full pipe.
+fn drain_in_background(mut stderr: impl Read + Send + 'static, log: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stderr.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(read) => log
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend_from_slice(&buffer[..read]),
+            }
+        }
+    });
+}
+
+/// Returns a loopback address whose port was free a moment ago. Another
+/// process may take it before it is bound again, so callers retry.
+pub fn free_loopback_address() -> SocketAddr {
+    let listener =
+        StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port on 127.0.0.1");
+    listener.local_addr().expect("read the bound address")
+}
