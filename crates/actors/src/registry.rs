@@ -54,13 +54,13 @@ impl Default for RestartPolicy {
 pub enum Activation {
     Live(ActorRef<RoomMsg>),
     /// The room is closed and has no actor; serve it from this copy.
-    Closed(Room),
+    Closed(Box<Room>),
 }
 
 pub enum RegistryMsg {
     /// Starts the actor of a room that was just created in the store.
     Spawn {
-        room: Room,
+        room: Box<Room>,
         reply: RpcReplyPort<RoomResult<ActorRef<RoomMsg>>>,
     },
     /// Returns the room's live actor, loading the room from the store and
@@ -127,7 +127,7 @@ impl Actor for RoomRegistry {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             RegistryMsg::Spawn { room, reply } => {
-                let result = self.spawn_room(&myself, state, room).await;
+                let result = self.spawn_room(&myself, state, *room).await;
                 let _ = reply.send(result);
             }
             RegistryMsg::Activate {
@@ -200,7 +200,7 @@ impl RoomRegistry {
                     room_id: room_id.to_string(),
                 })?;
         if room.state == RoomState::Closed {
-            return Ok(Activation::Closed(room));
+            return Ok(Activation::Closed(Box::new(room)));
         }
         self.spawn_room(myself, state, room)
             .await

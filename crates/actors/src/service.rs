@@ -164,7 +164,7 @@ impl RoomService {
             self.store.create_room(&room, &events, request_id).await?
         {
             info!(room_id = %existing.id, org, "create retried; returning the room made first");
-            return Ok(existing);
+            return Ok(*existing);
         }
         info!(room_id = %room.id, org, state = %room.state, "room created");
         metrics::counter!("roomd_rooms_created_total").increment(1);
@@ -173,7 +173,7 @@ impl RoomService {
             .registry
             .call(
                 |reply| RegistryMsg::Spawn {
-                    room: room.clone(),
+                    room: Box::new(room.clone()),
                     reply,
                 },
                 Some(ACTOR_CALL_TIMEOUT),
@@ -347,7 +347,7 @@ impl RoomService {
             Some(actor) => actor,
             None => match self.activate(org, room_id).await? {
                 Activation::Live(actor) => actor,
-                Activation::Closed(room) => return Ok(Routed::Closed(room)),
+                Activation::Closed(room) => return Ok(Routed::Closed(*room)),
             },
         };
 
@@ -369,7 +369,7 @@ impl RoomService {
                     .map_err(|e| owner_unavailable(room_id, &e.to_string()))?;
                 await_reply(room_id, receiver).await.map(Routed::Replied)
             }
-            Activation::Closed(room) => Ok(Routed::Closed(room)),
+            Activation::Closed(room) => Ok(Routed::Closed(*room)),
         }
     }
 

@@ -214,8 +214,8 @@ pub fn from_room(room: &v1::Room) -> ConvertResult<roomd_model::Room> {
         .iter()
         .map(|entry| entry.parse::<AclEntry>())
         .collect::<Result<Vec<_>, _>>()?;
-    let configuration = room.configuration.clone().unwrap_or_default();
-    let deadlines = room.deadlines.clone().unwrap_or_default();
+    let configuration = room.configuration.unwrap_or_default();
+    let deadlines = room.deadlines.unwrap_or_default();
     let required_time = |field: &str, at: Option<&Timestamp>| {
         at.ok_or_else(|| format!("{field} is missing"))
             .and_then(|at| from_timestamp(field, at))

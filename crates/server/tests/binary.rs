@@ -9,7 +9,8 @@ use std::time::Duration;
 const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
 
 /// Starts roomd on a free loopback port and returns it with the first log
-/// line that contains `wanted`.
+/// line that contains `wanted`. Callers wait on the child or kill it.
+#[allow(clippy::zombie_processes)]
 fn start_until(args: &[&str], wanted: &str) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(ROOMD)
         .args(["--listen", "127.0.0.1:0"])

@@ -26,7 +26,7 @@ pub enum Created {
     /// The room was stored.
     New,
     /// A room was already created with the same request id; here it is.
-    Existing(Room),
+    Existing(Box<Room>),
 }
 
 /// One page of [`Store::find_rooms`].

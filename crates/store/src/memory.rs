@@ -107,7 +107,7 @@ impl Store for MemoryStore {
             let key = (room.org.clone(), request_id.to_owned());
             if let Some(existing) = inner.request_ids.get(&key) {
                 let stored = &inner.rooms[existing];
-                return Ok(Created::Existing(stored.room.clone()));
+                return Ok(Created::Existing(Box::new(stored.room.clone())));
             }
             inner.request_ids.insert(key, room.id);
         }
@@ -289,7 +289,7 @@ mod tests {
             .create_room(&second, &events, Some("r1"))
             .await
             .unwrap();
-        assert_eq!(outcome, Created::Existing(first));
+        assert_eq!(outcome, Created::Existing(Box::new(first)));
         assert_eq!(store.room_count(), 1);
     }
 
