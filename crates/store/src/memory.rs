@@ -172,6 +172,8 @@ impl Store for MemoryStore {
     }
 
     async fn find_rooms(&self, query: RoomQuery<'_>) -> StoreResult<RoomPage> {
+        // NOTE: this scans and sorts every room of the org while the lock is
+        // held, so a find over a large org delays commits for that long.
         let inner = self.lock();
         let Some(ids) = inner.rooms_by_org.get(query.org) else {
             return Ok(RoomPage {
