@@ -8,16 +8,40 @@ use std::time::Duration;
 
 const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
 
+/// A roomd process that is killed when the test ends, even by a panic.
+struct Roomd(Child);
+
+impl Drop for Roomd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Roomd {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Roomd {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts roomd on a free loopback port and returns it with the first log
-/// line that contains `wanted`. Callers wait on the child or kill it.
-#[allow(clippy::zombie_processes)]
-fn start_until(args: &[&str], wanted: &str) -> (Child, String, mpsc::Receiver<String>) {
+/// line that contains `wanted`.
+fn start_until(args: &[&str], wanted: &str) -> (Roomd, String, mpsc::Receiver<String>) {
     let mut child = Command::new(ROOMD)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
+        .map(Roomd)
         .expect("roomd starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let (lines_tx, lines) = mpsc::channel();
