@@ -38,14 +38,18 @@ static WORKSPACE_BINARIES: [WorkspaceBinary; 2] = [
     },
 ];
 
+/// Folders under `crates/` whose sources go into `roomd` or `roomctl`.
+const BINARY_SOURCE_CRATES: [&str; 6] = ["model", "proto", "store", "actors", "server", "cli"];
+
 static ALL_BINARIES_BUILT: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Returns the path of the workspace binary `name` (`roomd` or `roomctl`),
 /// built with the profile of the running test.
 ///
 /// The first call in a test process runs `cargo build --bins` for both
-/// binaries, which can take a while after a change. Later calls only look
-/// the binary up. If one of them does not compile, the other one is built
+/// binaries, unless both are newer than every source file of the workspace,
+/// as they are right after `cargo test --workspace` built them. That build
+/// can take a while after a change. Later calls only look the binary up. If one of them does not compile, the other one is built
 /// alone, so its tests still run.
 ///
 /// # Panics
@@ -57,7 +61,13 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name:?} is not a workspace binary; expected roomd or roomctl"));
 
     let packages: Vec<&str> = WORKSPACE_BINARIES.iter().map(|b| b.package).collect();
-    let built_together = ALL_BINARIES_BUILT.get_or_init(|| cargo_build(&packages));
+    let built_together = ALL_BINARIES_BUILT.get_or_init(|| {
+        if binaries_newer_than_sources() {
+            Ok(())
+        } else {
+            cargo_build(&packages)
+        }
+    });
     if let Err(together_error) = built_together
         && let Err(alone_error) = binary
             .built_alone
@@ -78,6 +88,55 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Tells whether both binaries exist and were built after the last change to
+/// any manifest, proto file or source file of the workspace. Building them
+/// again would then change nothing, yet `cargo build` without the tests'
+/// dev-dependency features would recompile part of the dependency tree.
+fn binaries_newer_than_sources() -> bool {
+    let oldest_binary = WORKSPACE_BINARIES
+        .iter()
+        .map(|binary| {
+            let path =
+                profile_dir().join(format!("{}{}", binary.name, std::env::consts::EXE_SUFFIX));
+            std::fs::metadata(path)
+                .and_then(|metadata| metadata.modified())
+                .ok()
+        })
+        .collect::<Option<Vec<_>>>()
+        .and_then(|times| times.into_iter().min());
+    let Some(oldest_binary) = oldest_binary else {
+        return false;
+    };
+
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut sources: Vec<PathBuf> = ["Cargo.toml", "Cargo.lock", "proto"]
+        .iter()
+        .map(|name| root.join(name))
+        .collect();
+    for package in BINARY_SOURCE_CRATES {
+        let folder = root.join("crates").join(package);
+        sources.extend(["Cargo.toml", "src", "build.rs"].map(|name| folder.join(name)));
+    }
+    sources
+        .iter()
+        .filter(|source| source.exists())
+        .all(|source| newest_change(source).is_some_and(|newest| newest <= oldest_binary))
+}
+
+/// Returns the latest modification time of `path` and, for a folder, of
+/// everything below it.
+fn newest_change(path: &Path) -> Option<std::time::SystemTime> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let mut newest = metadata.modified().ok()?;
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(path).ok()? {
+            let changed = newest_change(&entry.ok()?.path())?;
+            newest = newest.max(changed);
+        }
+    }
+    Some(newest)
 }
 
 /// Returns the target directory of the running test's profile, such as
