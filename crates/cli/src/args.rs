@@ -7,34 +7,69 @@ use serde_json::Value;
 
 use crate::error::CliError;
 
+/// Help heading of the options that every subcommand takes.
+const CONNECTION: &str = "Connection options";
+
 /// Command-line client for roomd, the televisit room service.
 #[derive(Debug, Parser)]
-#[command(name = "roomctl", version)]
+#[command(
+    name = "roomctl",
+    version,
+    after_help = "Exit status: 0 on success, 1 when roomd rejects the request (its reason and \
+                  message go to stderr), 2 for an invalid command line, 3 when roomd cannot be \
+                  reached or does not reply in time."
+)]
 pub struct Cli {
     /// roomd address, as host:port or http://host:port.
     #[arg(
         long,
         global = true,
         env = "ROOMD_ADDR",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "http://127.0.0.1:50051",
+        help_heading = CONNECTION
     )]
     pub addr: String,
 
     /// Org (tenant) the request is for.
-    #[arg(long, global = true, env = "ROOMD_ORG", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_ORG",
+        default_value = "default",
+        help_heading = CONNECTION
+    )]
     pub org: String,
 
     /// Account to act as; without it roomctl acts as a trusted service with
     /// full access. `anonymous` acts as a caller that is not signed in.
-    #[arg(long = "as", global = true, env = "ROOMD_AS", value_name = "ACCOUNT")]
+    #[arg(
+        long = "as",
+        global = true,
+        env = "ROOMD_AS",
+        value_name = "ACCOUNT",
+        help_heading = CONNECTION
+    )]
     pub account: Option<String>,
 
     /// Roles of the acting account, comma-separated.
-    #[arg(long, global = true, env = "ROOMD_ROLES", value_name = "R1,R2")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_ROLES",
+        value_name = "R1,R2",
+        help_heading = CONNECTION
+    )]
     pub roles: Option<String>,
 
-    /// Seconds to wait for each reply (watch waits without limit).
-    #[arg(long, global = true, default_value_t = 30)]
+    /// Seconds to wait for each reply; `watch` waits without limit.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = CONNECTION
+    )]
     pub timeout: u64,
 
     #[command(subcommand)]
@@ -50,14 +85,19 @@ pub enum Command {
     /// Create a room.
     Create(CreateArgs),
     /// Print a room.
-    Get { room_id: String },
+    Get {
+        /// The room's id (`_id`).
+        room_id: String,
+    },
     /// Find rooms by a JSON filter over state, owner, created and indexed
     /// custom properties, for example '{"c_number": 7}'.
     Find(FindArgs),
     /// Apply a JSON update document, for example
     /// '{"$push": {"acl": ["account.acc2.read"]}}'.
     Update {
+        /// The room's id (`_id`).
         room_id: String,
+        /// Update document of $set, $unset, $push and $pull operators.
         #[arg(value_name = "UPDATE_JSON")]
         update: String,
         /// Apply only if the room is at this version.
@@ -65,11 +105,18 @@ pub enum Command {
         expected_version: Option<u64>,
     },
     /// Close a room.
-    Close { room_id: String },
+    Close {
+        /// The room's id (`_id`).
+        room_id: String,
+    },
     /// Close a room with the reason `deleted` and remove it.
-    Delete { room_id: String },
+    Delete {
+        /// The room's id (`_id`).
+        room_id: String,
+    },
     /// Join a room.
     Join {
+        /// The room's id (`_id`).
         room_id: String,
         /// Account that joins; defaults to the --as account.
         #[arg(long)]
@@ -77,16 +124,21 @@ pub enum Command {
     },
     /// Leave a room.
     Leave {
+        /// The room's id (`_id`).
         room_id: String,
         /// Account that leaves; defaults to the --as account.
         #[arg(long)]
         account: Option<String>,
     },
     /// List a room's participants.
-    Participants { room_id: String },
+    Participants {
+        /// The room's id (`_id`).
+        room_id: String,
+    },
     /// Print a room's events, one JSON object per line, from a sequence
     /// number on, then follow them until the room closes.
     Watch {
+        /// The room's id (`_id`).
         room_id: String,
         /// First sequence number to print.
         #[arg(long, default_value_t = 1)]
@@ -96,6 +148,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DefineArgs {
+    /// Name of the org's kind of room, 1 to 200 characters.
     #[arg(long)]
     pub label: String,
     /// Custom property as c_NAME:TYPE[:indexed][:array], where TYPE is
@@ -110,6 +163,7 @@ pub struct DefineArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// Title of the room, 1 to 200 characters.
     #[arg(long)]
     pub label: String,
     /// ACL entry such as account.acc1.read; repeat for each entry.
@@ -122,7 +176,9 @@ pub struct CreateArgs {
     /// Owner account; defaults to the --as account.
     #[arg(long)]
     pub owner: Option<String>,
-    #[arg(long)]
+    /// Connected participants allowed at once, 2 to 500; the server's
+    /// default when unset.
+    #[arg(long, value_name = "N")]
     pub max_participants: Option<u32>,
     /// Seconds from opening until the room closes if nobody joined.
     #[arg(long, value_name = "S")]
@@ -146,6 +202,8 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct FindArgs {
+    /// Filter document, for example '{"state": "open"}'; every room when
+    /// absent.
     #[arg(value_name = "FILTER_JSON")]
     pub filter: Option<String>,
     /// Rooms per page, at most 1000; 0 means 100.

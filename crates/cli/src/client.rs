@@ -8,6 +8,8 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+use roomd_model::validate;
+
 use crate::args::Cli;
 use crate::error::CliError;
 
@@ -23,6 +25,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(cli: &Cli) -> Result<Self, CliError> {
+        check_principal(cli)?;
         let addr = if cli.addr.contains("://") {
             cli.addr.clone()
         } else {
@@ -76,6 +79,27 @@ impl Client {
         }
         Ok(request)
     }
+}
+
+/// Checks `--org`, `--as` and `--roles` with the rules roomd applies, so a
+/// typo is reported against the flag rather than as a server fault.
+fn check_principal(cli: &Cli) -> Result<(), CliError> {
+    let usage = |error: roomd_model::RoomError| CliError::Usage(error.to_string());
+    validate::identifier("--org", &cli.org).map_err(usage)?;
+    if let Some(account) = cli.account.as_deref().filter(|a| *a != "anonymous") {
+        validate::account("--as", account).map_err(usage)?;
+    }
+    if let Some(roles) = &cli.roles {
+        for role in roles.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            validate::identifier("--roles", role).map_err(usage)?;
+        }
+        if cli.account.is_none() {
+            return Err(CliError::Usage(
+                "--roles needs --as: the calling service itself has no roles".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn header_value(

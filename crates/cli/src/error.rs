@@ -13,7 +13,10 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
 
-    #[error("cannot connect to roomd at {addr}: {source}")]
+    #[error(
+        "cannot connect to roomd at {addr}: {}; check that roomd runs and that --addr (or ROOMD_ADDR) names it",
+        error_chain(.source)
+    )]
     Connect {
         addr: String,
         source: tonic::transport::Error,
@@ -32,11 +35,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Connect { .. } => EXIT_UNREACHABLE,
-            CliError::Fault(status)
-                if fault_reason_of(status).is_none() && status.code() == Code::Unavailable =>
-            {
-                EXIT_UNREACHABLE
-            }
+            CliError::Fault(status) if is_transport_failure(status) => EXIT_UNREACHABLE,
             CliError::Fault(_) | CliError::Response(_) => EXIT_FAULT,
         }
     }
@@ -48,12 +47,40 @@ impl From<tonic::Status> for CliError {
     }
 }
 
+/// Tells whether a status came from the connection (refused, dropped, timed
+/// out) rather than from roomd, which always attaches an `ErrorInfo`.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    fault_reason_of(status).is_none()
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+        )
+}
+
+/// Joins an error and its sources, so "transport error" shows its cause.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn fault_reason_of(status: &tonic::Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)
 }
 
-/// Returns roomd's dotted reason, or the gRPC code for faults that did not
-/// come from roomd (a proxy, a transport failure).
+/// Returns roomd's dotted reason, or a description of the gRPC code for
+/// faults that did not come from roomd (a proxy, a transport failure).
 fn fault_reason(status: &tonic::Status) -> String {
-    fault_reason_of(status).unwrap_or_else(|| format!("{:?}", status.code()))
+    fault_reason_of(status).unwrap_or_else(|| match status.code() {
+        Code::DeadlineExceeded | Code::Cancelled => {
+            "timed out waiting for roomd (see --timeout)".into()
+        }
+        Code::Unavailable => "roomd unavailable".into(),
+        code => format!("{code:?}"),
+    })
 }

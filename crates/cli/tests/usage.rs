@@ -57,3 +57,31 @@ fn missing_arguments_exit_2() {
     assert_eq!(roomctl(&["update", "id-only"]).status.code(), Some(2));
     assert_eq!(roomctl(&["bogus"]).status.code(), Some(2));
 }
+
+#[test]
+fn principal_flags_are_checked_locally() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--org", "my org", "get", "x"], "--org"),
+        (&["--as", "public", "get", "x"], "--as"),
+        (&["--as", "acc1", "--roles", "dev ops", "get", "x"], "--roles"),
+        (&["--roles", "dev", "get", "x"], "--roles needs --as"),
+    ];
+    for (args, flag) in cases {
+        // Port 1 has no listener: a check that passed would fail to connect
+        // and exit 3 instead.
+        let mut full = vec!["--addr", "127.0.0.1:1"];
+        full.extend_from_slice(args);
+        let output = roomctl(&full);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unreachable_server_names_the_cause() {
+    let output = roomctl(&["--addr", "127.0.0.1:1", "get", "x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(stderr.contains("--addr"), "{stderr}");
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use roomd_model::RoomError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tracing::warn;
+use tracing::{info, warn};
 
 pub const DOMAIN: &str = "roomd";
 
@@ -39,6 +39,8 @@ pub fn status(error: RoomError) -> Status {
     metrics::counter!("roomd_faults_total", "reason" => error.reason()).increment(1);
     if error.is_retryable() {
         warn!(reason = error.reason(), error = %error, "request failed; the client may retry");
+    } else {
+        info!(reason = error.reason(), error = %error, "request rejected");
     }
 
     let metadata: HashMap<String, String> = error
