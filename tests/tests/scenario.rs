@@ -173,7 +173,7 @@ async fn televisit_scenario_with_roomctl() {
     )
     .await;
 
-    // 8. A room nobody joins closes with unused_timeout about 2 s after it opened.
+    // 8. A room that no one joins closes with unused_timeout about 2 s after it opened.
     let unused = roomctl_json(&roomd, &["create", "--label", "Nobody comes"]).await;
     let unused_id = unused["_id"].as_str().unwrap().to_owned();
     let closed = eventually(

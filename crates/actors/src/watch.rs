@@ -3,7 +3,7 @@
 //! The follower subscribes to live events before it reads the stored log,
 //! so no event committed in between is missed, and it drops any live event
 //! at or below the last sequence number it delivered, so none is repeated.
-//! When it falls behind or sees a gap it reads the missing events back from
+//! When it falls behind or finds a gap it reads the missing events back from
 //! the store.
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The registry's supervision of room actors, with paused time: a killed
-//! actor comes back from the store after its backoff, a room that keeps
+//! The registry's supervision of room actors, with paused time. A killed
+//! actor comes back from the store after its backoff. A room that keeps
 //! failing stops being restarted once its budget is spent, and the next
 //! request for it loads it again.
 

@@ -223,7 +223,7 @@ pub struct MemoryReport {
 
 impl Report {
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the report holds only serializable values")
+        serde_json::to_string_pretty(self).expect("the report contains only serializable values")
     }
 
     pub fn to_table(&self) -> String {

@@ -180,10 +180,10 @@ pub struct CreateArgs {
     /// default when unset.
     #[arg(long, value_name = "N")]
     pub max_participants: Option<u32>,
-    /// Seconds from opening until the room closes if nobody joined.
+    /// Seconds from opening until the room closes unless someone joined.
     #[arg(long, value_name = "S")]
     pub unused_timeout: Option<u32>,
-    /// Seconds from the last leave until the room closes if nobody rejoins.
+    /// Seconds from the last leave until the room closes unless someone joins.
     #[arg(long, value_name = "S")]
     pub empty_timeout: Option<u32>,
     /// Seconds from opening until the room closes regardless.

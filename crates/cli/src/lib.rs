@@ -5,7 +5,7 @@
 //! - [`CliError`]: what went wrong, with the fault reason roomd returned.
 //!
 //! Rooms print as one JSON object with the API's field names (`_id`,
-//! `state`, `closeReason`, custom `c_*` values at the top level); `find`
+//! `state`, `closeReason`, custom `c_*` values at the top level). `find`
 //! prints a JSON array and `watch` one JSON event per line.
 
 mod args;

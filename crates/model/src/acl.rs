@@ -76,7 +76,7 @@ impl FromStr for Level {
     }
 }
 
-/// Who an ACL entry applies to.
+/// The principal or group of principals an ACL entry applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Grantee {
     Account(String),

@@ -17,7 +17,9 @@ pub enum RoomError {
     #[error("{required} access to room {room_id} denied")]
     AccessDenied { room_id: String, required: Level },
 
-    #[error("only the calling service itself, acting for no account, may change the room definition of org {org}")]
+    #[error(
+        "only the calling service itself, acting for no account, may change the room definition of org {org}"
+    )]
     DefinitionAccessDenied { org: String },
 
     #[error("authentication required: {message}")]

@@ -1,7 +1,7 @@
-//! The room model of roomd, free of I/O: everything here is a pure function
-//! of its inputs and the `now` it is given, so the actor, store and server
-//! crates can share one definition of the rules and tests can run it without
-//! a runtime.
+//! The room model of roomd, free of I/O. Everything here is a pure function
+//! of its inputs and the `now` it is given. The actor, store and server
+//! crates therefore share one definition of the rules, and tests run it
+//! without a runtime.
 //!
 //! - [`room`]: the room record, its state machine, participants and timers.
 //! - [`acl`]: ACL entries (`type.target.level`), principals and access levels.

@@ -135,9 +135,9 @@ impl fmt::Display for CloseReason {
 #[serde(rename_all = "camelCase")]
 pub struct Configuration {
     pub max_participants: u32,
-    /// Seconds from opening until the room closes if nobody joined.
+    /// Seconds from opening until the room closes unless someone joined.
     pub unused_timeout: u32,
-    /// Seconds from the last leave until the room closes if nobody rejoins.
+    /// Seconds from the last leave until the room closes unless someone joins.
     pub empty_timeout: u32,
     /// Seconds from opening until the room closes regardless; none when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,7 +323,7 @@ impl EventDraft {
 
 impl Room {
     /// Validates a create request and builds the room with its first events:
-    /// `room.created`, plus `room.opened` when the request asks to open.
+    /// `room.created`, plus `room.opened` when the request sets `open`.
     pub fn create(
         id: RoomId,
         org: &str,
@@ -406,7 +406,7 @@ impl Room {
         principal.access_level(&self.acl, self.owner.as_deref())
     }
 
-    /// Fails unless `principal` may read the room and holds `level`.
+    /// Fails unless `principal` may read the room and has at least `level`.
     pub fn require(&self, principal: &Principal, level: Level) -> RoomResult<Level> {
         let granted = self.access(principal);
         let denied = |required| RoomError::AccessDenied {
@@ -492,7 +492,7 @@ impl Room {
     }
 
     /// Marks `account` (the acting account when `None`) disconnected and
-    /// starts the empty timer when nobody is left. Leaving for oneself needs
+    /// starts the empty timer when no participant is still connected. Leaving for oneself needs
     /// `read`, for someone else `update`. Leaving when not connected changes
     /// nothing.
     pub fn leave(

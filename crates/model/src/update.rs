@@ -187,7 +187,7 @@ fn expand_paths(operator: Operator, fields: &Map<String, Value>) -> Vec<(String,
 
 impl Room {
     /// Applies an update document as one change. The caller needs `share`
-    /// for ACL paths and `update` for the rest; entries added to or removed
+    /// for ACL paths and `update` for the rest. Entries added to or removed
     /// from the ACL may not grant more than the caller's own level. With
     /// `expected_version`, the update applies only at that version. A
     /// document that changes nothing returns no events.
@@ -252,7 +252,7 @@ impl Room {
     }
 
     /// Applies one operation to a working copy. Returns whether the
-    /// operation asks to close the room, which happens after every other
+    /// operation requests closing the room, which happens after every other
     /// operation has applied.
     fn apply(
         &mut self,

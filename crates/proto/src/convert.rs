@@ -1,7 +1,8 @@
 //! Conversions between the wire messages of `roomd.v1` and the model.
 //!
-//! Model to wire never fails. Wire to model fails with a message naming the
-//! field when a client or server sent something the model cannot hold.
+//! Model-to-wire functions return the message directly. Wire-to-model
+//! functions return an error naming the field when a peer sent something
+//! the model cannot hold (an unknown enum value, a bad id or timestamp).
 
 use std::collections::BTreeMap;
 

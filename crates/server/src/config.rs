@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, env = "ROOMD_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
 
-    /// Default seconds from opening until a room that nobody joined closes.
+    /// Default seconds from opening until a room closes unless someone joined.
     #[arg(long, env = "ROOMD_UNUSED_TIMEOUT", default_value_t = 300, value_parser = timeout_secs)]
     pub unused_timeout: u32,
 

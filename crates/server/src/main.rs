@@ -70,10 +70,10 @@ fn install_tracing(args: &Args) -> Result<(), String> {
 fn shutdown_signal() -> Result<impl Future<Output = ()>, String> {
     use tokio::signal::unix::{SignalKind, signal};
 
-    let mut interrupt = signal(SignalKind::interrupt())
-        .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
-    let mut terminate = signal(SignalKind::terminate())
-        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     Ok(async move {
         tokio::select! {
             _ = interrupt.recv() => info!("SIGINT received"),

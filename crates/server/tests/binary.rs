@@ -33,8 +33,8 @@ impl std::ops::DerefMut for Roomd {
 }
 
 /// Starts roomd on a free loopback port and returns it with the first log
-/// line that contains `wanted`.
-fn start_until(args: &[&str], wanted: &str) -> (Roomd, String, mpsc::Receiver<String>) {
+/// line that contains `expected_line`.
+fn start_until(args: &[&str], expected_line: &str) -> (Roomd, String, mpsc::Receiver<String>) {
     let mut child = Command::new(ROOMD)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
@@ -55,8 +55,8 @@ fn start_until(args: &[&str], wanted: &str) -> (Roomd, String, mpsc::Receiver<St
     loop {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("roomd printed no line containing {wanted:?}"));
-        if line.contains(wanted) {
+            .unwrap_or_else(|_| panic!("roomd printed no line containing {expected_line:?}"));
+        if line.contains(expected_line) {
             return (child, line, lines);
         }
     }

@@ -94,7 +94,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Event>>;
 
     /// Subscribes to the events the store commits for a room from now on.
-    /// A subscriber that falls behind sees `Lagged` and reads the missing
+    /// A subscriber that falls behind receives `Lagged` and reads the missing
     /// events back with [`Store::read_events`].
     fn subscribe(&self, room_id: RoomId) -> broadcast::Receiver<Event>;
 

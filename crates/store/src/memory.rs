@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::{Created, RoomPage, RoomQuery, Store, StoreError, StoreResult};
 
-/// Events a live subscriber may fall behind by before it sees `Lagged`.
+/// Events a live subscriber may fall behind by before it receives `Lagged`.
 const SUBSCRIBER_BUFFER: usize = 256;
 /// Number of per-room channels below which unused ones are not pruned.
 const MIN_PRUNE_SUBSCRIBERS: usize = 1024;
@@ -226,7 +226,9 @@ impl Store for MemoryStore {
     fn subscribe(&self, room_id: RoomId) -> broadcast::Receiver<Event> {
         let mut inner = self.lock();
         if inner.subscribers.len() >= inner.prune_subscribers_at.max(MIN_PRUNE_SUBSCRIBERS) {
-            inner.subscribers.retain(|_, sender| sender.receiver_count() > 0);
+            inner
+                .subscribers
+                .retain(|_, sender| sender.receiver_count() > 0);
             inner.prune_subscribers_at = inner.subscribers.len() * 2;
         }
         inner

@@ -1,6 +1,6 @@
 //! gRPC services of the public API. Each handler reads the caller from the
 //! metadata, converts the request into model values, calls the
-//! [`roomd_actors::RoomService`], and converts the result back; faults go
+//! [`roomd_actors::RoomService`], and converts the result back. Faults go
 //! through [`crate::fault::status`].
 
 mod definitions;
