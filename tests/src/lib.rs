@@ -15,18 +15,28 @@
 //!   as [`open_room`] and [`watch_events`].
 //! - [`binary`] and [`RoomdProcess`] ([`process`]): the workspace binaries
 //!   (`roomd`, `roomctl`), built once per test process, and a real `roomd`
-//!   process on a free loopback port, for multi-process tests.
+//!   process on a free loopback port, for multi-process tests, with
+//!   signals (SIGTERM, SIGKILL, SIGSTOP, SIGCONT).
+//! - [`RedisServer`] ([`redis`]): a real `redis-server` on a free loopback
+//!   port with the append-only file on, which can be stopped, killed and
+//!   restarted with its data.
+//! - [`Cluster`] ([`cluster`]): several `roomd` processes sharing one
+//!   [`RedisServer`], each of which can be signalled and restarted.
 //!
 //! Every address here is a loopback address.
 
 pub mod caller;
+pub mod cluster;
 pub mod fault;
 pub mod node;
 pub mod poll;
 pub mod process;
+pub mod redis;
 pub mod requests;
 
+pub use self::redis::RedisServer;
 pub use caller::Caller;
+pub use cluster::{Cluster, ClusterBuilder, ClusterNode};
 pub use fault::{Fault, bad_request_fields, error_info, expect_fault};
 pub use node::{TestNode, connect};
 pub use poll::eventually;

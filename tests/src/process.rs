@@ -1,5 +1,6 @@
 //! The workspace binaries, built once per test process, and [`RoomdProcess`],
-//! a real `roomd` process on a free loopback port.
+//! a real `roomd` process on free loopback ports, with helpers to send it
+//! signals.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -8,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use roomd_proto::v1::rooms_client::RoomsClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -202,13 +205,39 @@ const SPAWN_ATTEMPTS: usize = 5;
 /// serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Environment variables that would point a started `roomd` at a Redis
+/// server or cluster of the developer's shell. The harness removes them, so
+/// only its flags decide where a process connects.
+const CLUSTER_ENVIRONMENT: [&str; 4] = [
+    "ROOMD_REDIS_URL",
+    "ROOMD_NODE_TTL",
+    "ROOMD_INTERNAL_LISTEN",
+    "ROOMD_ADVERTISE_ADDR",
+];
+
 /// A `roomd` process serving on `127.0.0.1` and a free port. Dropping it
 /// kills the process.
 pub struct RoomdProcess {
+    /// The public gRPC address (`--listen`).
     pub address: SocketAddr,
+    /// The internal node-to-node gRPC address: `--internal-listen` and
+    /// `--advertise-addr` for [`RoomdProcess::spawn_clustered`], and
+    /// `ROOMD_INTERNAL_LISTEN` for [`RoomdProcess::spawn`]. A roomd without
+    /// clustering may never bind it.
+    pub internal_address: SocketAddr,
     child: Child,
     /// Everything the process wrote to stderr (its log) so far.
     log: Arc<Mutex<Vec<u8>>>,
+}
+
+/// How a started `roomd` learns its internal listen address.
+#[derive(Clone, Copy)]
+enum InternalAddressSource {
+    /// The `ROOMD_INTERNAL_LISTEN` variable, which a roomd without the
+    /// `--internal-listen` flag ignores.
+    Environment,
+    /// The `--internal-listen` and `--advertise-addr` flags.
+    Flags,
 }
 
 /// Why one attempt to start `roomd` failed.
@@ -221,12 +250,32 @@ enum SpawnError {
 impl RoomdProcess {
     /// Starts the `roomd` binary with `--listen 127.0.0.1:<free port>` and
     /// `extra_args`, and waits until its health check reports the rooms
-    /// service serving.
+    /// service serving. It also sets `ROOMD_INTERNAL_LISTEN` to a free
+    /// port, so that processes started in parallel never compete for the
+    /// default internal port.
     ///
     /// # Panics
     /// When `roomd` cannot be built, exits early, or is not ready within
     /// 20 s.
     pub async fn spawn(extra_args: &[&str]) -> Self {
+        let extra_args: Vec<String> = extra_args.iter().map(|&arg| arg.to_owned()).collect();
+        Self::spawn_with(&extra_args, InternalAddressSource::Environment).await
+    }
+
+    /// Starts the `roomd` binary with `--listen`, `--internal-listen` and
+    /// `--advertise-addr` (the same as the internal address) on free
+    /// loopback ports, followed by `extra_args`, and waits until its health
+    /// check reports the rooms service serving. Cluster tests pass
+    /// `--redis-url` and `--node-ttl` in `extra_args`.
+    ///
+    /// # Panics
+    /// When `roomd` cannot be built, exits early (for example because it
+    /// rejects one of the flags), or is not ready within 20 s.
+    pub async fn spawn_clustered(extra_args: &[String]) -> Self {
+        Self::spawn_with(extra_args, InternalAddressSource::Flags).await
+    }
+
+    async fn spawn_with(extra_args: &[String], internal_source: InternalAddressSource) -> Self {
         // The first call builds the binaries, which must not block the
         // runtime's threads.
         let program = tokio::task::spawn_blocking(|| binary("roomd"))
@@ -235,7 +284,20 @@ impl RoomdProcess {
         let mut failures = Vec::new();
         for _ in 0..SPAWN_ATTEMPTS {
             let address = free_loopback_address();
-            match Self::try_spawn(&program, address, extra_args).await {
+            let internal_address = loop {
+                let candidate = free_loopback_address();
+                if candidate != address {
+                    break candidate;
+                }
+            };
+            let spawned = Self::try_spawn(
+                &program,
+                address,
+                internal_address,
+                internal_source,
+                extra_args,
+            );
+            match spawned.await {
                 Ok(process) => return process,
                 Err(SpawnError::PortTaken(log)) => failures.push(log),
                 Err(SpawnError::Failed(message)) => panic!("{message}"),
@@ -250,11 +312,28 @@ impl RoomdProcess {
     async fn try_spawn(
         program: &Path,
         address: SocketAddr,
-        extra_args: &[&str],
+        internal_address: SocketAddr,
+        internal_source: InternalAddressSource,
+        extra_args: &[String],
     ) -> Result<Self, SpawnError> {
-        let mut child = Command::new(program)
-            .arg("--listen")
-            .arg(address.to_string())
+        let mut command = Command::new(program);
+        command.arg("--listen").arg(address.to_string());
+        for name in CLUSTER_ENVIRONMENT {
+            command.env_remove(name);
+        }
+        match internal_source {
+            InternalAddressSource::Environment => {
+                command.env("ROOMD_INTERNAL_LISTEN", internal_address.to_string());
+            }
+            InternalAddressSource::Flags => {
+                command
+                    .arg("--internal-listen")
+                    .arg(internal_address.to_string())
+                    .arg("--advertise-addr")
+                    .arg(internal_address.to_string());
+            }
+        }
+        let mut child = command
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -266,6 +345,7 @@ impl RoomdProcess {
 
         let mut process = RoomdProcess {
             address,
+            internal_address,
             child,
             log,
         };
@@ -275,13 +355,17 @@ impl RoomdProcess {
                 // The reader thread may still be copying the last lines.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let log = process.log();
-                return Err(if log.contains("cannot listen") {
-                    SpawnError::PortTaken(log)
-                } else {
-                    SpawnError::Failed(format!(
-                        "roomd exited with {status} before it served:\n{log}"
-                    ))
-                });
+                // roomd reports a taken public port with "cannot listen", but
+                // a taken internal port may only show the OS error.
+                return Err(
+                    if log.contains("cannot listen") || log.contains("Address already in use") {
+                        SpawnError::PortTaken(log)
+                    } else {
+                        SpawnError::Failed(format!(
+                            "roomd exited with {status} before it served:\n{log}"
+                        ))
+                    },
+                );
             }
             if process.is_serving().await {
                 return Ok(process);
@@ -297,13 +381,15 @@ impl RoomdProcess {
     }
 
     /// Tells whether the process's health check reports the rooms service
-    /// serving.
-    async fn is_serving(&self) -> bool {
+    /// serving within 2 s. A paused (SIGSTOP) process accepts the
+    /// connection but never replies, so it counts as not serving.
+    pub async fn is_serving(&self) -> bool {
         let Ok(endpoint) = Endpoint::from_shared(self.url()) else {
             return false;
         };
         let Ok(channel) = endpoint
             .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
             .connect()
             .await
         else {
@@ -337,35 +423,95 @@ impl RoomdProcess {
         String::from_utf8_lossy(&log).into_owned()
     }
 
-    /// Sends SIGTERM, which starts roomd's graceful shutdown, and waits up
-    /// to `timeout` for the process to exit.
+    /// Sends SIGTERM, which starts roomd's graceful shutdown (a clustered
+    /// node first hands its rooms to other nodes), and waits up to `timeout`
+    /// for the process to exit.
     ///
     /// # Panics
-    /// When the signal cannot be sent or the process outlives `timeout`.
-    #[cfg(unix)]
+    /// When the process has already exited or outlives `timeout`.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(
-            sent.success(),
-            "kill -TERM {} failed: {sent}",
-            self.child.id()
-        );
+        self.sigterm();
+        self.wait_exit(timeout).await
+    }
 
+    /// Returns the process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Returns the exit status if the process has exited, without waiting.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll the roomd process")
+    }
+
+    /// Sends SIGTERM without waiting for the exit, which
+    /// [`RoomdProcess::wait_exit`] does.
+    ///
+    /// # Panics
+    /// When the process has already exited.
+    pub fn sigterm(&mut self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Pauses the process with SIGSTOP: it keeps its sockets but neither
+    /// serves requests nor sends heartbeats until [`RoomdProcess::sigcont`].
+    ///
+    /// # Panics
+    /// When the process has already exited.
+    pub fn sigstop(&mut self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Resumes a process paused by [`RoomdProcess::sigstop`].
+    ///
+    /// # Panics
+    /// When the process has already exited.
+    pub fn sigcont(&mut self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and returns its
+    /// exit status once it is gone.
+    ///
+    /// # Panics
+    /// When the process has already exited.
+    pub async fn sigkill(&mut self) -> ExitStatus {
+        self.signal(Signal::SIGKILL);
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    ///
+    /// # Panics
+    /// When the process outlives `timeout`. The message contains its log.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll the roomd process") {
+            if let Some(status) = self.exit_status() {
                 return status;
             }
             assert!(
                 started.elapsed() < timeout,
-                "roomd did not exit within {timeout:?} of SIGTERM:\n{}",
+                "roomd (pid {}) did not exit within {timeout:?}:\n{}",
+                self.pid(),
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Sends `signal` to the process after checking that it has not been
+    /// reaped, because the id of a reaped process may belong to another
+    /// process by now.
+    fn signal(&mut self, signal: Signal) {
+        if let Some(status) = self.exit_status() {
+            panic!(
+                "cannot send {signal} to roomd (pid {}): it already exited with {status}:\n{}",
+                self.pid(),
+                self.log()
+            );
+        }
+        send_signal(self.pid(), signal);
     }
 }
 
@@ -373,6 +519,7 @@ impl std::fmt::Debug for RoomdProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoomdProcess")
             .field("address", &self.address)
+            .field("internal_address", &self.internal_address)
             .field("pid", &self.child.id())
             .finish_non_exhaustive()
     }
@@ -410,4 +557,15 @@ pub fn free_loopback_address() -> SocketAddr {
     let listener =
         StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port on 127.0.0.1");
     listener.local_addr().expect("read the bound address")
+}
+
+/// Sends `signal` to the process `pid`.
+///
+/// # Panics
+/// When the signal cannot be sent, for example because no process has that
+/// id.
+pub(crate) fn send_signal(pid: u32, signal: Signal) {
+    let raw_pid = i32::try_from(pid).expect("a process id fits in an i32");
+    nix::sys::signal::kill(Pid::from_raw(raw_pid), signal)
+        .unwrap_or_else(|e| panic!("cannot send {signal} to process {pid}: {e}"));
 }

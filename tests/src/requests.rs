@@ -107,6 +107,7 @@ pub async fn put_definition(
         label: "Visit".to_owned(),
         default_acl: Vec::new(),
         properties,
+        max_open_rooms: None,
     };
     definitions
         .put_room_definition(Caller::service(org).request(PutRoomDefinitionRequest {

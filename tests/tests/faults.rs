@@ -247,6 +247,7 @@ async fn account_putting_definition_is_denied() {
             label: "Visit".to_owned(),
             default_acl: Vec::new(),
             properties: vec![property("c_number", PropertyType::Number, true)],
+            max_open_rooms: None,
         }),
     };
 

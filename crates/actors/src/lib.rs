@@ -10,10 +10,13 @@
 //!   requests to room actors and serves what needs no actor (finds, watches,
 //!   definitions, reads of closed rooms).
 //! - [`watch`]: replays and follows a room's event log.
+//! - [`membership`]: what the registry needs to know about the cluster;
+//!   [`SingleNode`] for a node that runs alone.
 //! - [`clock`]: wall-clock time, replaceable in tests.
 
 pub mod clock;
 mod command;
+pub mod membership;
 pub mod registry;
 pub mod room_actor;
 pub mod service;
@@ -21,4 +24,5 @@ mod watch;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use command::Command;
+pub use membership::{Membership, SingleNode};
 pub use service::{RoomService, ServiceConfig};

@@ -1,9 +1,14 @@
 //! The room registry: one actor per node that spawns, supervises and
 //! restarts room actors.
 //!
+//! Before it starts a room's actor, the registry makes sure the node owns
+//! the room: it keeps rooms this node owns, claims rooms whose owner is dead
+//! or that their owner released, and sends everything else on to the owner
+//! with [`RoomError::NotOwner`].
+//!
 //! Room actors are linked to the registry. A room actor that exits for a
-//! normal reason (its room closed and lingered, or was deleted, or the node
-//! shuts down) is forgotten. Any other exit (a panic, an error, a kill) is a
+//! normal reason (its room closed and lingered, or was deleted, handed off
+//! or fenced, or the node shuts down) is forgotten. Any other exit (a panic, an error, a kill) is a
 //! failure: the registry reloads the room from the store, never from memory,
 //! after a backoff that doubles with each recent restart, until the room's
 //! restart budget for the window is spent.
@@ -16,13 +21,20 @@ use dashmap::DashMap;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use roomd_model::{Room, RoomError, RoomId, RoomResult, RoomState};
-use roomd_store::Store;
+use roomd_model::{Room, RoomError, RoomId, RoomResult};
+use roomd_store::{Claimed, Lease, Location, Store};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::room_actor::{EXIT_CLOSED, EXIT_DELETED, RoomActor, RoomMsg};
+use crate::membership::Membership;
+use crate::room_actor::{
+    EXIT_CLOSED, EXIT_DELETED, EXIT_FENCED, EXIT_RELEASED, RoomActor, RoomMsg, RoomStart,
+};
+
+/// Times an activation locates and claims a room before it gives up,
+/// when other nodes keep claiming it first.
+const CLAIM_ATTEMPTS: usize = 3;
 
 /// Room actors currently running on this node, readable without a message
 /// to the registry. Only the registry writes it.
@@ -61,12 +73,14 @@ pub enum RegistryMsg {
     /// Starts the actor of a room that was just created in the store.
     Spawn {
         room: Box<Room>,
+        lease: Lease,
         reply: RpcReplyPort<RoomResult<ActorRef<RoomMsg>>>,
     },
     /// Returns the room's live actor, loading the room from the store and
-    /// spawning one if needed.
+    /// spawning one if needed. With an `org`, a room of another org is not
+    /// found; adoption, which only knows room ids, passes `None`.
     Activate {
-        org: String,
+        org: Option<String>,
         room_id: RoomId,
         reply: RpcReplyPort<RoomResult<Activation>>,
     },
@@ -85,6 +99,7 @@ pub struct RoomRegistry {
     pub linger: Duration,
     pub restart: RestartPolicy,
     pub live: LiveRooms,
+    pub membership: Arc<dyn Membership>,
 }
 
 pub struct RegistryState {
@@ -126,8 +141,8 @@ impl Actor for RoomRegistry {
         state: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RegistryMsg::Spawn { room, reply } => {
-                let result = self.spawn_room(&myself, state, *room).await;
+            RegistryMsg::Spawn { room, lease, reply } => {
+                let result = self.spawn_room(&myself, state, *room, lease).await;
                 let _ = reply.send(result);
             }
             RegistryMsg::Activate {
@@ -135,12 +150,16 @@ impl Actor for RoomRegistry {
                 room_id,
                 reply,
             } => {
-                let result = self.activate(&myself, state, &org, room_id).await;
+                let result = self.activate(&myself, state, org.as_deref(), room_id).await;
                 let _ = reply.send(result);
             }
             RegistryMsg::Restart { org, room_id } => {
-                if let Err(fault) = self.activate(&myself, state, &org, room_id).await {
-                    error!(%room_id, error = %fault, "room restart failed");
+                match self.activate(&myself, state, Some(&org), room_id).await {
+                    Ok(_) => {}
+                    Err(RoomError::NotOwner { owner, .. }) => {
+                        info!(%room_id, owner = owner.as_deref().unwrap_or("none"), "room moved on; not restarting it here");
+                    }
+                    Err(fault) => error!(%room_id, error = %fault, "room restart failed"),
                 }
             }
             RegistryMsg::Kill { room_id, reply } => {
@@ -163,7 +182,10 @@ impl Actor for RoomRegistry {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                let normal = matches!(reason.as_deref(), Some(EXIT_CLOSED | EXIT_DELETED));
+                let normal = matches!(
+                    reason.as_deref(),
+                    Some(EXIT_CLOSED | EXIT_DELETED | EXIT_RELEASED | EXIT_FENCED)
+                );
                 self.room_exited(
                     &myself,
                     state,
@@ -182,29 +204,92 @@ impl Actor for RoomRegistry {
 }
 
 impl RoomRegistry {
+    /// Finds or starts the room's actor, if this node owns the room or may
+    /// claim it.
     async fn activate(
         &self,
         myself: &ActorRef<RegistryMsg>,
         state: &mut RegistryState,
-        org: &str,
+        org: Option<&str>,
         room_id: RoomId,
     ) -> RoomResult<Activation> {
         if let Some(actor) = self.running(room_id) {
             return Ok(Activation::Live(actor));
         }
-        let room =
-            self.store
-                .load_room(org, room_id)
-                .await?
-                .ok_or_else(|| RoomError::RoomNotFound {
-                    room_id: room_id.to_string(),
-                })?;
-        if room.state == RoomState::Closed {
-            return Ok(Activation::Closed(Box::new(room)));
+        if !self.membership.serving() {
+            return Err(RoomError::OwnerUnavailable {
+                room_id: room_id.to_string(),
+                message: "this node is rejoining the cluster".into(),
+            });
         }
-        self.spawn_room(myself, state, room)
-            .await
-            .map(Activation::Live)
+
+        for _ in 0..CLAIM_ATTEMPTS {
+            let location = self
+                .store
+                .locate(room_id)
+                .await?
+                .filter(|location| org.is_none_or(|org| location.org == org))
+                .ok_or_else(|| not_found(room_id))?;
+            if location.closed {
+                let room = self.load(&location, room_id).await?;
+                return Ok(Activation::Closed(Box::new(room)));
+            }
+
+            let me = self.membership.node_id();
+            match &location.owner {
+                Some(owner) if *owner == me => {
+                    let room = self.load(&location, room_id).await?;
+                    let lease = Lease {
+                        node: me,
+                        epoch: location.epoch,
+                    };
+                    return self
+                        .spawn_room(myself, state, room, lease)
+                        .await
+                        .map(Activation::Live);
+                }
+                Some(owner) if self.membership.is_alive(owner).await => {
+                    return Err(RoomError::NotOwner {
+                        room_id: room_id.to_string(),
+                        owner: Some(owner.to_string()),
+                    });
+                }
+                _ if self.membership.draining() => {
+                    return Err(RoomError::NotOwner {
+                        room_id: room_id.to_string(),
+                        owner: None,
+                    });
+                }
+                _ => {}
+            }
+
+            if let Claimed::Won(room, lease) =
+                self.store.claim_room(room_id, &location, &me).await?
+            {
+                let from = location
+                    .owner
+                    .as_ref()
+                    .map_or("none".into(), ToString::to_string);
+                info!(%room_id, from, node = %me, epoch = lease.epoch, "room claimed");
+                metrics::counter!("roomd_rooms_claimed_total").increment(1);
+                return self
+                    .spawn_room(myself, state, *room, lease)
+                    .await
+                    .map(Activation::Live);
+            }
+            debug!(%room_id, "another node claimed the room first; locating it again");
+        }
+        Err(RoomError::OwnerUnavailable {
+            room_id: room_id.to_string(),
+            message: "its ownership kept changing".into(),
+        })
+    }
+
+    async fn load(&self, location: &Location, room_id: RoomId) -> RoomResult<Room> {
+        self.store
+            .load_room(&location.org, room_id)
+            .await?
+            .ok_or_else(|| not_found(room_id))
     }
 
     async fn spawn_room(
@@ -212,6 +297,7 @@ impl RoomRegistry {
         myself: &ActorRef<RegistryMsg>,
         state: &mut RegistryState,
         room: Room,
+        lease: Lease,
     ) -> RoomResult<ActorRef<RoomMsg>> {
         let room_id = room.id;
         let org = room.org.clone();
@@ -220,15 +306,16 @@ impl RoomRegistry {
             clock: self.clock.clone(),
             linger: self.linger,
         };
-        let (actor_ref, _) = Actor::spawn_linked(None, actor, room, myself.get_cell())
-            .await
-            .map_err(|e| {
-                error!(%room_id, error = %e, "room actor failed to start");
-                RoomError::OwnerUnavailable {
-                    room_id: room_id.to_string(),
-                    message: "room actor failed to start".into(),
-                }
-            })?;
+        let (actor_ref, _) =
+            Actor::spawn_linked(None, actor, RoomStart { room, lease }, myself.get_cell())
+                .await
+                .map_err(|e| {
+                    error!(%room_id, error = %e, "room actor failed to start");
+                    RoomError::OwnerUnavailable {
+                        room_id: room_id.to_string(),
+                        message: "room actor failed to start".into(),
+                    }
+                })?;
         state
             .rooms_by_actor
             .insert(actor_ref.get_id(), (org, room_id));
@@ -294,5 +381,11 @@ impl RoomRegistry {
 
         warn!(%room_id, reason, backoff_ms = backoff.as_millis() as u64, "room actor failed; restarting from the store");
         myself.send_after(backoff, move || RegistryMsg::Restart { org, room_id });
+    }
+}
+
+fn not_found(room_id: RoomId) -> RoomError {
+    RoomError::RoomNotFound {
+        room_id: room_id.to_string(),
     }
 }

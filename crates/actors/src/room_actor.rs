@@ -2,9 +2,12 @@
 //!
 //! Every request for the room passes through this actor's mailbox, so
 //! changes are applied one at a time. A change is committed to the store
-//! before the reply goes out. If the store rejects it as stale, or its
-//! outcome is unknown, the actor fails so that the registry reloads the room
-//! from the store rather than trusting memory.
+//! before the reply goes out, under the node's lease on the room. If the
+//! store rejects it as stale, or its outcome is unknown, the actor fails so
+//! that the registry reloads the room from the store rather than trusting
+//! memory. If the store refuses the lease, another node owns the room now:
+//! the actor answers every request still in its mailbox with
+//! [`RoomError::NotOwner`] and stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use std::time::Duration;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use roomd_model::{Event, Principal, Room, RoomDefinition, RoomError, RoomResult, RoomState};
-use roomd_store::{Store, StoreError};
+use roomd_store::{Lease, Store, StoreError};
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
@@ -22,6 +25,11 @@ use crate::command::Command;
 pub const EXIT_CLOSED: &str = "closed";
 /// Exit reason of a room actor whose room was deleted.
 pub const EXIT_DELETED: &str = "deleted";
+/// Exit reason of a room actor whose node handed the room off.
+pub const EXIT_RELEASED: &str = "released";
+/// Exit reason of a room actor whose lease the store refused, or whose node
+/// lost its membership.
+pub const EXIT_FENCED: &str = "fenced";
 
 /// How long a timer whose commit failed waits before it tries again.
 const TIMER_RETRY: Duration = Duration::from_secs(1);
@@ -42,6 +50,19 @@ pub enum RoomMsg {
     Timer { generation: u64 },
     /// The linger after closing is over.
     LingerOver,
+    /// Hands the room off: gives up the lease in the store, so that another
+    /// node adopts the room, then stops. Replies once the lease is given up.
+    Release { reply: RpcReplyPort<RoomResult<()>> },
+    /// Stops the actor after the messages queued before this one.
+    Stop,
+}
+
+/// What a room actor starts with.
+pub struct RoomStart {
+    /// The room as just loaded from, or written to, the store.
+    pub room: Room,
+    /// The node's lease on the room; every commit is made under it.
+    pub lease: Lease,
 }
 
 pub struct RoomActor {
@@ -53,6 +74,10 @@ pub struct RoomActor {
 
 pub struct RoomActorState {
     room: Room,
+    lease: Lease,
+    /// Set once the room was handed off or fenced: the actor no longer owns
+    /// it, answers [`RoomError::NotOwner`] and is about to stop.
+    gone: Option<&'static str>,
     timer: Option<JoinHandle<Result<(), MessagingErr<RoomMsg>>>>,
     /// Bumped whenever the timer is re-armed, so that a stale timer message
     /// already in the mailbox is ignored.
@@ -62,16 +87,17 @@ pub struct RoomActorState {
 impl Actor for RoomActor {
     type Msg = RoomMsg;
     type State = RoomActorState;
-    /// The room as just loaded from, or written to, the store.
-    type Arguments = Room;
+    type Arguments = RoomStart;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<RoomMsg>,
-        room: Room,
+        start: RoomStart,
     ) -> Result<RoomActorState, ActorProcessingErr> {
         Ok(RoomActorState {
-            room,
+            room: start.room,
+            lease: start.lease,
+            gone: None,
             timer: None,
             timer_generation: 0,
         })
@@ -82,7 +108,12 @@ impl Actor for RoomActor {
         myself: ActorRef<RoomMsg>,
         state: &mut RoomActorState,
     ) -> Result<(), ActorProcessingErr> {
-        debug!(room_id = %state.room.id, state = %state.room.state, "room actor started");
+        debug!(
+            room_id = %state.room.id,
+            state = %state.room.state,
+            epoch = state.lease.epoch,
+            "room actor started"
+        );
         self.after_change(&myself, state);
         Ok(())
     }
@@ -105,6 +136,13 @@ impl Actor for RoomActor {
         message: RoomMsg,
         state: &mut RoomActorState,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(gone) = state.gone {
+            match message {
+                RoomMsg::Stop => myself.stop(Some(gone.into())),
+                other => refuse(&state.room, gone, other),
+            }
+            return Ok(());
+        }
         match message {
             RoomMsg::Get {
                 org,
@@ -136,6 +174,12 @@ impl Actor for RoomActor {
                 myself.stop(Some(EXIT_CLOSED.into()));
                 Ok(())
             }
+            RoomMsg::Release { reply } => {
+                self.release(&myself, state, reply).await;
+                Ok(())
+            }
+            // Sent only after `gone` is set, and handled above.
+            RoomMsg::Stop => Ok(()),
         }
     }
 }
@@ -168,7 +212,7 @@ impl RoomActor {
 
         let mut next = state.room.clone();
         let events = match command.apply(&mut next, principal, &definition, self.clock.now()) {
-            Ok(events) => events,
+            Ok(events) => stamp(events, &state.lease),
             Err(fault) => {
                 send_reply(reply, Err(fault));
                 return Ok(());
@@ -183,13 +227,15 @@ impl RoomActor {
 
         let committed = if deleting {
             self.store
-                .delete_room(&next, &events, state.room.version)
+                .delete_room(&next, &events, state.room.version, Some(&state.lease))
                 .await
         } else {
-            self.store.commit(&next, &events, state.room.version).await
+            self.store
+                .commit(&next, &events, state.room.version, &state.lease)
+                .await
         };
         if let Err(error) = committed {
-            return self.commit_failed(state, command.name(), error, Some(reply));
+            return self.commit_failed(myself, state, command.name(), error, Some(reply));
         }
 
         metrics::counter!("roomd_room_changes_total", "command" => command.name()).increment(1);
@@ -220,20 +266,24 @@ impl RoomActor {
         let timer = next
             .next_deadline()
             .map_or("none", |(_, timer)| timer.as_str());
-        let events = next.fire_due_timer(self.clock.now());
+        let events = stamp(next.fire_due_timer(self.clock.now()), &state.lease);
         if events.is_empty() {
             // Woken early (the clock moved); arm again for the deadline.
             self.after_change(myself, state);
             return Ok(());
         }
 
-        if let Err(error) = self.store.commit(&next, &events, state.room.version).await {
+        let committed = self
+            .store
+            .commit(&next, &events, state.room.version, &state.lease)
+            .await;
+        if let Err(error) = committed {
             if let StoreError::Unavailable(_) = error {
                 warn!(room_id = %next.id, error = %error, "timer commit failed; retrying");
                 self.arm_in(myself, state, TIMER_RETRY);
                 return Ok(());
             }
-            return self.commit_failed(state, "timer", error, None);
+            return self.commit_failed(myself, state, "timer", error, None);
         }
 
         metrics::counter!("roomd_room_timers_fired_total", "timer" => timer).increment(1);
@@ -243,18 +293,64 @@ impl RoomActor {
         Ok(())
     }
 
+    /// Gives up the lease so that another node adopts the room. Requests
+    /// still queued are answered with [`RoomError::NotOwner`], so that the
+    /// node forwards them to the next owner.
+    async fn release(
+        &self,
+        myself: &ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+        reply: RpcReplyPort<RoomResult<()>>,
+    ) {
+        let room_id = state.room.id;
+        let released = self.store.release_room(room_id, &state.lease).await;
+        match &released {
+            Ok(()) => info!(%room_id, epoch = state.lease.epoch, "room handed off"),
+            Err(error) => warn!(%room_id, error = %error, "room hand-off failed"),
+        }
+        let _ = reply.send(released.map_err(RoomError::from));
+        self.stop_owning(myself, state, EXIT_RELEASED);
+    }
+
+    /// Stops serving the room: later messages get [`RoomError::NotOwner`],
+    /// and the actor stops once the queued ones are answered.
+    fn stop_owning(
+        &self,
+        myself: &ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
+        why: &'static str,
+    ) {
+        state.gone = Some(why);
+        if let Some(timer) = state.timer.take() {
+            timer.abort();
+        }
+        state.timer_generation += 1;
+        let _ = myself.send_message(RoomMsg::Stop);
+    }
+
     /// Handles a failed commit. A store that was unreachable applied
     /// nothing, so the caller gets a retryable fault and the room stays as
-    /// it was. A stale version or an unknown outcome means memory can no
+    /// it was. A refused lease means another node owns the room: the actor
+    /// stops. A stale version or an unknown outcome means memory can no
     /// longer be trusted: the actor fails and the registry reloads it.
     fn commit_failed(
         &self,
-        state: &RoomActorState,
+        myself: &ActorRef<RoomMsg>,
+        state: &mut RoomActorState,
         action: &str,
         error: StoreError,
         reply: Option<RpcReplyPort<RoomResult<Room>>>,
     ) -> Result<(), ActorProcessingErr> {
         let room_id = state.room.id;
+        if let StoreError::Fenced { .. } = error {
+            warn!(%room_id, action, epoch = state.lease.epoch, "room fenced: another node owns it now");
+            metrics::counter!("roomd_room_fenced_total").increment(1);
+            if let Some(reply) = reply {
+                send_reply(reply, Err(RoomError::from(error)));
+            }
+            self.stop_owning(myself, state, EXIT_FENCED);
+            return Ok(());
+        }
         let reload = !matches!(error, StoreError::Unavailable(_));
         warn!(%room_id, action, error = %error, reload, "room commit failed");
         metrics::counter!("roomd_store_commit_failures_total").increment(1);
@@ -294,6 +390,33 @@ impl RoomActor {
         state.timer_generation += 1;
         let generation = state.timer_generation;
         state.timer = Some(myself.send_after(delay, move || RoomMsg::Timer { generation }));
+    }
+}
+
+/// Marks events with the epoch of the lease they are committed under, so
+/// that the log shows which ownership wrote each one.
+fn stamp(mut events: Vec<Event>, lease: &Lease) -> Vec<Event> {
+    for event in &mut events {
+        event.epoch = lease.epoch;
+    }
+    events
+}
+
+/// Answers a message that reached an actor which no longer owns its room.
+fn refuse(room: &Room, why: &str, message: RoomMsg) {
+    let not_owner = || RoomError::NotOwner {
+        room_id: room.id.to_string(),
+        owner: None,
+    };
+    match message {
+        RoomMsg::Get { reply, .. } | RoomMsg::Command { reply, .. } => {
+            debug!(room_id = %room.id, why, "request refused: room no longer owned here");
+            send_reply(reply, Err(not_owner()));
+        }
+        RoomMsg::Release { reply } => {
+            let _ = reply.send(Ok(()));
+        }
+        RoomMsg::Timer { .. } | RoomMsg::LingerOver | RoomMsg::Stop => {}
     }
 }
 

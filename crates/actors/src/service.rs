@@ -1,13 +1,16 @@
 //! [`RoomService`]: what the server calls for every room operation.
 //!
 //! Requests for a live room go straight to its actor, found in the shared
-//! live map; on a miss the registry activates the room. Finds, watches and
-//! definitions read the store directly, and a closed room without an actor
-//! is served from its stored copy.
+//! live map; on a miss the registry activates the room, or answers
+//! [`RoomError::NotOwner`] when another node owns it (the server then
+//! forwards the request there). Finds, watches and definitions read the
+//! store directly, and a closed room without an actor is served from its
+//! stored copy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
 use roomd_model::filter::SortOrder;
@@ -15,14 +18,15 @@ use roomd_model::{
     Event, Filter, Level, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomError,
     RoomId, RoomResult, SortField,
 };
-use roomd_store::{Created, RoomQuery, Store};
+use roomd_store::{Created, Lease, RoomQuery, Store};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::command::Command;
+use crate::membership::Membership;
 use crate::registry::{Activation, LiveRooms, RegistryMsg, RestartPolicy, RoomRegistry};
-use crate::room_actor::{RoomMsg, load_definition};
+use crate::room_actor::{EXIT_FENCED, RoomMsg, load_definition};
 use crate::watch;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -31,6 +35,8 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// How long a request waits for a room actor before it reports the owner
 /// unavailable.
 const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rooms handed off at once while the node drains.
+const HANDOFF_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -57,6 +63,7 @@ pub struct RoomService {
     live: LiveRooms,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    membership: Arc<dyn Membership>,
     defaults: Arc<RoomDefaults>,
     /// Set to `true` when the node stops, which ends every open watch.
     watches_ended: Arc<tokio::sync::watch::Sender<bool>>,
@@ -82,6 +89,7 @@ impl RoomService {
     pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        membership: Arc<dyn Membership>,
         config: ServiceConfig,
     ) -> RoomResult<Self> {
         config.defaults.check()?;
@@ -92,6 +100,7 @@ impl RoomService {
             linger: config.linger,
             restart: config.restart,
             live: live.clone(),
+            membership: membership.clone(),
         };
         let (registry, _) =
             Actor::spawn(None, registry, ())
@@ -104,6 +113,7 @@ impl RoomService {
             live,
             store,
             clock,
+            membership,
             defaults: Arc::new(config.defaults),
             watches_ended: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
@@ -131,6 +141,10 @@ impl RoomService {
         &self.store
     }
 
+    pub fn membership(&self) -> &Arc<dyn Membership> {
+        &self.membership
+    }
+
     /// Returns how many room actors run on this node.
     pub fn live_rooms(&self) -> usize {
         self.live.len()
@@ -149,8 +163,13 @@ impl RoomService {
         if let Some(request_id) = request_id {
             roomd_model::validate::identifier("requestId", request_id)?;
         }
+        if !self.membership.serving() {
+            return Err(RoomError::StoreUnavailable {
+                message: "this node is rejoining the cluster".into(),
+            });
+        }
         let definition = load_definition(self.store.as_ref(), org).await?;
-        let (room, events) = Room::create(
+        let (room, mut events) = Room::create(
             RoomId::generate(),
             org,
             request,
@@ -160,9 +179,21 @@ impl RoomService {
             self.clock.now(),
         )?;
 
-        if let Created::Existing(existing) =
-            self.store.create_room(&room, &events, request_id).await?
-        {
+        let lease = Lease::first(self.membership.node_id());
+        for event in &mut events {
+            event.epoch = lease.epoch;
+        }
+        let created = self
+            .store
+            .create_room(
+                &room,
+                &events,
+                request_id,
+                &lease,
+                definition.max_open_rooms,
+            )
+            .await?;
+        if let Created::Existing(existing) = created {
             info!(room_id = %existing.id, org, "create retried; returning the room made first");
             return Ok(*existing);
         }
@@ -174,6 +205,7 @@ impl RoomService {
             .call(
                 |reply| RegistryMsg::Spawn {
                     room: Box::new(room.clone()),
+                    lease,
                     reply,
                 },
                 Some(ACTOR_CALL_TIMEOUT),
@@ -187,11 +219,10 @@ impl RoomService {
     }
 
     pub async fn get(&self, org: &str, principal: &Principal, room_id: RoomId) -> RoomResult<Room> {
-        let (org_for_actor, principal_for_actor) = (org.to_owned(), principal.clone());
         let routed = self
-            .route(org, room_id, move |reply| RoomMsg::Get {
-                org: org_for_actor,
-                principal: principal_for_actor,
+            .route(org, room_id, |reply| RoomMsg::Get {
+                org: org.to_owned(),
+                principal: principal.clone(),
                 reply,
             })
             .await?;
@@ -212,13 +243,11 @@ impl RoomService {
         room_id: RoomId,
         command: Command,
     ) -> RoomResult<Room> {
-        let (org_for_actor, principal_for_actor, command_for_actor) =
-            (org.to_owned(), principal.clone(), command.clone());
         let routed = self
-            .route(org, room_id, move |reply| RoomMsg::Command {
-                org: org_for_actor,
-                principal: principal_for_actor,
-                command: command_for_actor,
+            .route(org, room_id, |reply| RoomMsg::Command {
+                org: org.to_owned(),
+                principal: principal.clone(),
+                command: command.clone(),
                 reply,
             })
             .await?;
@@ -280,7 +309,15 @@ impl RoomService {
         room_id: RoomId,
         from_seq: u64,
     ) -> RoomResult<mpsc::Receiver<RoomResult<Event>>> {
-        self.get(org, principal, room_id).await?;
+        // The stored copy decides access, wherever the room's owner runs.
+        let room =
+            self.store
+                .load_room(org, room_id)
+                .await?
+                .ok_or_else(|| RoomError::RoomNotFound {
+                    room_id: room_id.to_string(),
+                })?;
+        room.require(principal, Level::Read)?;
         Ok(watch::follow(
             self.store.clone(),
             org.to_owned(),
@@ -336,45 +373,103 @@ impl RoomService {
         )
     }
 
+    /// Claims a room whose owner is dead or released it, and starts its
+    /// actor, so that its timers run without waiting for a request. Returns
+    /// whether this node now runs the room; `false` when another node took
+    /// it or it closed.
+    pub async fn adopt(&self, room_id: RoomId) -> RoomResult<bool> {
+        match self.activate(None, room_id).await {
+            Ok(Activation::Live(_)) => Ok(true),
+            Ok(Activation::Closed(_))
+            | Err(RoomError::NotOwner { .. } | RoomError::RoomNotFound { .. }) => Ok(false),
+            Err(fault) => Err(fault),
+        }
+    }
+
+    /// Hands every room of this node off: each actor answers what is queued
+    /// for it, gives up its lease and stops. Returns how many rooms were
+    /// handed off.
+    pub async fn hand_off_rooms(&self) -> usize {
+        let actors: Vec<ActorRef<RoomMsg>> = self
+            .live
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        futures::stream::iter(actors)
+            .map(|actor| async move {
+                let released = actor
+                    .call(|reply| RoomMsg::Release { reply }, Some(ACTOR_CALL_TIMEOUT))
+                    .await;
+                matches!(released, Ok(CallResult::Success(Ok(()))))
+            })
+            .buffer_unordered(HANDOFF_CONCURRENCY)
+            .filter(|released| std::future::ready(*released))
+            .count()
+            .await
+    }
+
+    /// Stops every room actor at once, without touching the store: the node
+    /// lost its membership, and other nodes may already own its rooms.
+    pub fn fence_rooms(&self) -> usize {
+        let mut fenced = 0;
+        for entry in self.live.iter() {
+            entry.value().stop(Some(EXIT_FENCED.into()));
+            fenced += 1;
+        }
+        fenced
+    }
+
     /// Sends a message to the room's actor and returns its reply. A room
     /// without an actor is activated first; a closed room without one comes
     /// back as [`Routed::Closed`] for the caller to serve from the store.
     async fn route<F>(&self, org: &str, room_id: RoomId, message: F) -> RoomResult<Routed>
     where
-        F: FnOnce(ractor::RpcReplyPort<RoomResult<Room>>) -> RoomMsg,
+        F: Fn(ractor::RpcReplyPort<RoomResult<Room>>) -> RoomMsg,
     {
-        let actor = match self.live.get(&room_id).map(|entry| entry.value().clone()) {
+        if !self.membership.serving() {
+            return Err(owner_unavailable(
+                room_id,
+                "this node is rejoining the cluster",
+            ));
+        }
+        let mut actor = match self.live.get(&room_id).map(|entry| entry.value().clone()) {
             Some(actor) => actor,
-            None => match self.activate(org, room_id).await? {
+            None => match self.activate(Some(org), room_id).await? {
                 Activation::Live(actor) => actor,
                 Activation::Closed(room) => return Ok(Routed::Closed(*room)),
             },
         };
 
-        // Build the message once. If the actor stopped before it could
-        // receive it, the message comes back undelivered, so it is safe to
-        // hand it to a freshly activated actor.
-        let (sender, receiver) = ractor::concurrency::oneshot();
-        let message = message(sender.into());
-        let message = match actor.send_message(message) {
-            Ok(()) => return await_reply(room_id, receiver).await.map(Routed::Replied),
-            Err(MessagingErr::SendErr(message)) => message,
-            Err(other) => return Err(owner_unavailable(room_id, &other.to_string())),
-        };
-
-        match self.activate(org, room_id).await? {
-            Activation::Live(actor) => {
-                actor
-                    .send_message(message)
-                    .map_err(|e| owner_unavailable(room_id, &e.to_string()))?;
-                await_reply(room_id, receiver).await.map(Routed::Replied)
+        // An actor that stopped (handed off, fenced, lingered) before it
+        // took the message gives it back unhandled, and one that stopped
+        // with the message still queued drops it unanswered; either way it
+        // is safe to send the request again through a fresh activation.
+        for attempt in 0..2 {
+            let (sender, receiver) = ractor::concurrency::oneshot();
+            match actor.send_message(message(sender.into())) {
+                Ok(()) => match await_reply(receiver).await {
+                    Err(Unanswered::Dropped) if attempt == 0 => {
+                        debug!(%room_id, "room actor stopped with the request queued; sending it again");
+                    }
+                    other => {
+                        return other
+                            .map(Routed::Replied)
+                            .map_err(|e| e.into_fault(room_id));
+                    }
+                },
+                Err(MessagingErr::SendErr(_)) => {}
+                Err(other) => return Err(owner_unavailable(room_id, &other.to_string())),
             }
-            Activation::Closed(room) => Ok(Routed::Closed(*room)),
+            actor = match self.activate(Some(org), room_id).await? {
+                Activation::Live(actor) => actor,
+                Activation::Closed(room) => return Ok(Routed::Closed(*room)),
+            };
         }
+        Err(owner_unavailable(room_id, "the room actor kept stopping"))
     }
 
-    async fn activate(&self, org: &str, room_id: RoomId) -> RoomResult<Activation> {
-        let org = org.to_owned();
+    async fn activate(&self, org: Option<&str>, room_id: RoomId) -> RoomResult<Activation> {
+        let org = org.map(str::to_owned);
         let result = self
             .registry
             .call(
@@ -402,27 +497,45 @@ impl RoomService {
         let version = room.version;
         let events = command.apply(&mut room, principal, &definition, self.clock.now())?;
         if matches!(command, Command::Delete) {
-            self.store.delete_room(&room, &events, version).await?;
+            self.store
+                .delete_room(&room, &events, version, None)
+                .await?;
             info!(room_id = %room.id, org, "closed room deleted");
         }
         Ok(room)
     }
 }
 
+/// Why a room actor gave no reply.
+enum Unanswered {
+    /// The reply came back as a fault.
+    Fault(RoomError),
+    /// The actor stopped before it answered.
+    Dropped,
+    TimedOut,
+}
+
+impl Unanswered {
+    fn into_fault(self, room_id: RoomId) -> RoomError {
+        match self {
+            Unanswered::Fault(fault) => fault,
+            Unanswered::Dropped => {
+                owner_unavailable(room_id, "the room actor stopped before it replied")
+            }
+            Unanswered::TimedOut => {
+                owner_unavailable(room_id, "the room actor did not reply in time")
+            }
+        }
+    }
+}
+
 async fn await_reply(
-    room_id: RoomId,
     receiver: ractor::concurrency::OneshotReceiver<RoomResult<Room>>,
-) -> RoomResult<Room> {
+) -> Result<Room, Unanswered> {
     match tokio::time::timeout(ACTOR_CALL_TIMEOUT, receiver).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(owner_unavailable(
-            room_id,
-            "the room actor stopped before it replied",
-        )),
-        Err(_) => Err(owner_unavailable(
-            room_id,
-            "the room actor did not reply in time",
-        )),
+        Ok(Ok(result)) => result.map_err(Unanswered::Fault),
+        Ok(Err(_)) => Err(Unanswered::Dropped),
+        Err(_) => Err(Unanswered::TimedOut),
     }
 }
 

@@ -87,8 +87,11 @@ impl Follower {
                 Ok(event) if event.seq == self.next_seq => self.deliver(event).await?,
                 Ok(_) | Err(RecvError::Lagged(_)) => self.catch_up().await?,
                 Err(RecvError::Closed) => {
-                    self.catch_up().await?;
-                    return Ok(());
+                    // The store dropped the channel (a deleted room, or a
+                    // lost connection to the store): listen again, and read
+                    // back whatever was committed in between.
+                    live = self.store.subscribe(self.room_id);
+                    self.catch_up().await?
                 }
             };
             if state == LogState::Ended {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomd_actors::registry::RestartPolicy;
-use roomd_actors::{Command, RoomService, ServiceConfig, TokioClock};
+use roomd_actors::{Command, RoomService, ServiceConfig, SingleNode, TokioClock};
 use roomd_model::{NewRoom, Principal, RoomId, RoomState};
 use roomd_store::MemoryStore;
 
@@ -27,6 +27,7 @@ async fn start(budget: usize) -> RoomService {
     RoomService::start(
         Arc::new(MemoryStore::new()),
         Arc::new(TokioClock::new()),
+        Arc::new(SingleNode::new()),
         config,
     )
     .await

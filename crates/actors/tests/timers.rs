@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use roomd_actors::{Clock, Command, RoomService, ServiceConfig, TokioClock};
+use roomd_actors::{Clock, Command, RoomService, ServiceConfig, SingleNode, TokioClock};
 use roomd_model::{
     CloseReason, ConfigurationInput, Event, EventName, NewRoom, Principal, Room, RoomId,
     RoomResult, RoomState, UpdateDocument,
@@ -33,6 +33,7 @@ impl Node {
         let service = RoomService::start(
             Arc::new(MemoryStore::new()),
             Arc::new(clock),
+            Arc::new(SingleNode::new()),
             ServiceConfig::default(),
         )
         .await

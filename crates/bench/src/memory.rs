@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomd_actors::{RoomService, ServiceConfig, SystemClock};
+use roomd_actors::{RoomService, ServiceConfig, SingleNode, SystemClock};
 use roomd_store::MemoryStore;
 use tokio::time::Instant;
 
@@ -29,6 +29,7 @@ pub async fn run(args: &MemoryArgs) -> Result<MemoryReport, String> {
     let service = RoomService::start(
         store.clone(),
         Arc::new(SystemClock),
+        Arc::new(SingleNode::new()),
         ServiceConfig::default(),
     )
     .await

@@ -159,6 +159,10 @@ pub struct DefineArgs {
     /// any, new rooms get `owner.delete`.
     #[arg(long, value_name = "ENTRY")]
     pub default_acl: Vec<String>,
+    /// Most rooms of the org that may be not closed at once, across every
+    /// node; no limit when unset.
+    #[arg(long, value_name = "N")]
+    pub max_open_rooms: Option<u32>,
 }
 
 #[derive(Debug, Args)]

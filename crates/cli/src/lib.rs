@@ -41,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 label: define.label,
                 default_acl: define.default_acl,
                 properties,
+                max_open_rooms: define.max_open_rooms,
             };
             let stored = client
                 .definitions()
@@ -239,12 +240,16 @@ fn definition_json(definition: &RoomDefinition) -> Value {
             })
         })
         .collect();
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "org": definition.org,
         "label": definition.label,
         "defaultAcl": definition.default_acl,
         "properties": properties,
-    })
+    });
+    if let Some(max) = definition.max_open_rooms {
+        json["maxOpenRooms"] = max.into();
+    }
+    json
 }
 
 fn capitalize(upper: &str) -> String {

@@ -59,6 +59,10 @@ pub struct RoomDefinition {
     pub label: String,
     pub default_acl: Vec<AclEntry>,
     pub properties: Vec<PropertyDefinition>,
+    /// Most rooms of the org that may be not closed at once, across every
+    /// node; no limit when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_rooms: Option<u32>,
 }
 
 impl RoomDefinition {
@@ -70,6 +74,7 @@ impl RoomDefinition {
             label: "Room".to_owned(),
             default_acl: vec![AclEntry::new(Grantee::Owner, Level::Delete)],
             properties: Vec::new(),
+            max_open_rooms: None,
         }
     }
 
@@ -122,7 +127,20 @@ impl RoomDefinition {
             label: label.to_owned(),
             default_acl: acl,
             properties,
+            max_open_rooms: None,
         })
+    }
+
+    /// Sets the org's quota of rooms that are not closed; `None` lifts it.
+    pub fn with_max_open_rooms(mut self, max_open_rooms: Option<u32>) -> RoomResult<Self> {
+        if max_open_rooms == Some(0) {
+            return Err(RoomError::validation(
+                "maxOpenRooms",
+                "must be at least 1; leave it unset for no limit",
+            ));
+        }
+        self.max_open_rooms = max_open_rooms;
+        Ok(self)
     }
 
     pub fn property(&self, name: &str) -> Option<&PropertyDefinition> {

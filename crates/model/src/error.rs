@@ -59,6 +59,15 @@ pub enum RoomError {
 
     #[error("owner of room {room_id} unavailable: {message}; retry")]
     OwnerUnavailable { room_id: String, message: String },
+
+    /// This node does not own the room. Inside a cluster the request goes
+    /// on to `owner`, or, with no owner, to a node that claims the room; a
+    /// client sees it only when that fails, as a retryable fault.
+    #[error("room {room_id} is owned by another node; retry")]
+    NotOwner {
+        room_id: String,
+        owner: Option<String>,
+    },
 }
 
 impl RoomError {
@@ -91,7 +100,7 @@ impl RoomError {
             RoomError::MaxOpenRooms { .. } => "limit.maxOpenRooms",
             RoomError::VersionConflict { .. } => "conflict.version",
             RoomError::StoreUnavailable { .. } => "unavailable.store",
-            RoomError::OwnerUnavailable { .. } => "unavailable.owner",
+            RoomError::OwnerUnavailable { .. } | RoomError::NotOwner { .. } => "unavailable.owner",
         }
     }
 
@@ -103,7 +112,8 @@ impl RoomError {
             | RoomError::Closed { room_id }
             | RoomError::NotOpen { room_id }
             | RoomError::Transition { room_id, .. }
-            | RoomError::OwnerUnavailable { room_id, .. } => vec![("roomId", room_id.clone())],
+            | RoomError::OwnerUnavailable { room_id, .. }
+            | RoomError::NotOwner { room_id, .. } => vec![("roomId", room_id.clone())],
             RoomError::MaxParticipants { room_id, max } => {
                 vec![("roomId", room_id.clone()), ("max", max.to_string())]
             }
@@ -125,7 +135,9 @@ impl RoomError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            RoomError::StoreUnavailable { .. } | RoomError::OwnerUnavailable { .. }
+            RoomError::StoreUnavailable { .. }
+                | RoomError::OwnerUnavailable { .. }
+                | RoomError::NotOwner { .. }
         )
     }
 }

@@ -147,6 +147,7 @@ pub fn definition(definition: &RoomDefinition) -> v1::RoomDefinition {
                 indexed: p.indexed,
             })
             .collect(),
+        max_open_rooms: definition.max_open_rooms,
     }
 }
 

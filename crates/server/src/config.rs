@@ -63,6 +63,33 @@ pub struct Args {
     #[arg(long, env = "ROOMD_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
 
+    /// Redis URL (redis:// or rediss://) of the durable store that every
+    /// node of a cluster shares. Without it the node runs alone on an
+    /// in-memory store that is lost when it stops.
+    #[arg(
+        long,
+        env = "ROOMD_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Seconds a node's heartbeat lasts. A node that misses it is taken for
+    /// dead: other nodes adopt its rooms, and it stops serving them itself.
+    #[arg(long, env = "ROOMD_NODE_TTL", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub node_ttl: u64,
+
+    /// Address of the internal gRPC API that other nodes forward requests
+    /// to; used only with --redis-url.
+    #[arg(long, env = "ROOMD_INTERNAL_LISTEN", default_value = "127.0.0.1:50052")]
+    pub internal_listen: SocketAddr,
+
+    /// Address (host:port) at which other nodes reach the internal API;
+    /// the --internal-listen address when unset.
+    #[arg(long, env = "ROOMD_ADVERTISE_ADDR", value_name = "HOST:PORT")]
+    pub advertise_addr: Option<String>,
+
     /// Log line format.
     #[arg(long, env = "ROOMD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -28,9 +28,9 @@ pub fn code(error: &RoomError) -> Code {
             Code::ResourceExhausted
         }
         RoomError::VersionConflict { .. } => Code::Aborted,
-        RoomError::StoreUnavailable { .. } | RoomError::OwnerUnavailable { .. } => {
-            Code::Unavailable
-        }
+        RoomError::StoreUnavailable { .. }
+        | RoomError::OwnerUnavailable { .. }
+        | RoomError::NotOwner { .. } => Code::Unavailable,
     }
 }
 

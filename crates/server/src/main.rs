@@ -1,11 +1,16 @@
-//! The `roomd` binary: parses flags, installs logging, and serves a node on
-//! the in-memory store until SIGINT or SIGTERM.
+//! The `roomd` binary: parses flags, installs logging, and serves a node
+//! until SIGINT or SIGTERM: alone on the in-memory store, or, with
+//! `--redis-url`, as one node of a cluster on the Redis store.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use roomd_cluster::ClusterConfig;
 use roomd_server::{Args, LogFormat, RoomdServer, ServerConfig};
+use roomd_store::{RedisConfig, RedisStore};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -41,13 +46,44 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
         info!(%address, "metrics listening");
     }
-    let server = RoomdServer::start_in_memory(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = match &args.redis_url {
+        None => RoomdServer::start_in_memory(config).await,
+        Some(url) => start_clustered(&args, url, config).await?,
+    }
+    .map_err(|e| e.to_string())?;
     server
         .serve(listener, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Connects to Redis and joins the cluster of the nodes that share it.
+async fn start_clustered(
+    args: &Args,
+    url: &str,
+    config: ServerConfig,
+) -> Result<Result<RoomdServer, roomd_server::ServerError>, String> {
+    config
+        .check_listen_address(args.internal_listen)
+        .map_err(|e| e.to_string())?;
+    let internal = TcpListener::bind(args.internal_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.internal_listen))?;
+    let advertise_address = match &args.advertise_addr {
+        Some(address) => address.clone(),
+        None => internal
+            .local_addr()
+            .map_err(|e| format!("cannot read the internal address: {e}"))?
+            .to_string(),
+    };
+    let store = RedisStore::connect(RedisConfig::new(url))
+        .await
+        .map_err(|e| e.to_string())?;
+    let cluster = ClusterConfig {
+        node_ttl: std::time::Duration::from_secs(args.node_ttl),
+        advertise_address,
+    };
+    Ok(RoomdServer::start_clustered(config, Arc::new(store), cluster, internal).await)
 }
 
 fn install_tracing(args: &Args) -> Result<(), String> {

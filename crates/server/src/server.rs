@@ -4,17 +4,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use roomd_actors::{RoomService, SystemClock};
+use roomd_actors::{Membership, RoomService, SingleNode, SystemClock};
+use roomd_cluster::{Cluster, ClusterConfig, ClusterNode};
 use roomd_model::RoomError;
 use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
-use roomd_store::{MemoryStore, Store};
+use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tracing::{info, warn};
 
-use crate::api::{DefinitionsApi, RoomsApi};
+use crate::api::{DefinitionsApi, Forwarder, RoomsApi};
 use crate::config::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum ServerError {
 
     #[error("node failed to start: {0}")]
     Start(#[from] RoomError),
+
+    #[error("cannot join the cluster: {0}")]
+    Join(#[from] StoreError),
 
     #[error("reflection service failed to build: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -42,6 +47,9 @@ pub enum ServerError {
 pub struct RoomdServer {
     service: RoomService,
     config: ServerConfig,
+    /// Set when the node is part of a cluster, with the listener of its
+    /// internal API.
+    cluster: Option<(Arc<Cluster>, TcpListener)>,
 }
 
 impl RoomdServer {
@@ -53,10 +61,49 @@ impl RoomdServer {
         Self::start(config, Arc::new(MemoryStore::new())).await
     }
 
+    /// Starts a node that runs alone on `store`.
     pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
-        let service =
-            RoomService::start(store, Arc::new(SystemClock), config.service.clone()).await?;
-        Ok(RoomdServer { service, config })
+        let membership: Arc<dyn Membership> = Arc::new(SingleNode::new());
+        let service = RoomService::start(
+            store,
+            Arc::new(SystemClock),
+            membership,
+            config.service.clone(),
+        )
+        .await?;
+        Ok(RoomdServer {
+            service,
+            config,
+            cluster: None,
+        })
+    }
+
+    /// Starts a node that joins the cluster of every node sharing `store`,
+    /// and serves other nodes on `internal`.
+    pub async fn start_clustered<S>(
+        config: ServerConfig,
+        store: Arc<S>,
+        cluster_config: ClusterConfig,
+        internal: TcpListener,
+    ) -> Result<Self, ServerError>
+    where
+        S: Store + NodeDirectory,
+    {
+        config.check_listen_address(internal.local_addr()?)?;
+        let node = ClusterNode::join(store.clone(), cluster_config).await?;
+        let service = RoomService::start(
+            store,
+            Arc::new(SystemClock),
+            node.clone(),
+            config.service.clone(),
+        )
+        .await?;
+        let cluster = Cluster::start(node, service.clone());
+        Ok(RoomdServer {
+            service,
+            config,
+            cluster: Some((cluster, internal)),
+        })
     }
 
     /// Returns the node's room operations, for embedding and tests.
@@ -64,8 +111,10 @@ impl RoomdServer {
         &self.service
     }
 
-    /// Serves the API on `listener` until `shutdown` completes, then stops
-    /// taking requests, lets running ones finish, and stops the room actors.
+    /// Serves the API on `listener` (and, in a cluster, the internal API)
+    /// until `shutdown` completes. Then a clustered node hands its rooms
+    /// off; every node stops taking requests, lets running ones finish, and
+    /// stops its room actors.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -86,47 +135,110 @@ impl RoomdServer {
             .register_encoded_file_descriptor_set(roomd_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        info!(%address, store = self.service.store().kind(), "roomd listening");
-        let (stopping, mut stopping_seen) = tokio::sync::watch::channel(false);
+        let (cluster, internal) = match self.cluster {
+            Some((cluster, internal)) => (Some(cluster), Some(internal)),
+            None => (None, None),
+        };
+        let rooms = match &cluster {
+            Some(cluster) => {
+                RoomsApi::forwarding(self.service.clone(), Forwarder::new(cluster.clone()))
+            }
+            None => RoomsApi::new(self.service.clone()),
+        };
+        let node_id = self.service.membership().node_id();
+        info!(%address, %node_id, store = self.service.store().kind(), "roomd listening");
+
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let service = self.service.clone();
+        let draining = cluster.clone();
+        let public_stop = stopping_seen.clone();
         // Server::tcp_nodelay applies only to addresses tonic binds itself,
         // so set it on the accepted sockets here. Without it, Nagle's
         // algorithm holds back the tail of a response until the client's
         // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
         // 10 ms once it was off.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = Server::builder()
-            .add_service(health_service)
+        let public = Server::builder()
+            .add_service(health_service.clone())
             .add_service(reflection)
-            .add_service(RoomsServer::new(RoomsApi::new(self.service.clone())))
+            .add_service(RoomsServer::new(rooms))
             .add_service(DefinitionsServer::new(DefinitionsApi::new(
                 self.service.clone(),
             )))
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
+                if let Some(cluster) = draining {
+                    cluster.drain().await;
+                }
                 info!("shutdown requested; finishing running requests");
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;
                 service.end_watches();
                 let _ = stopping.send(true);
             });
+        let internal = internal.map(|listener| {
+            serve_internal(listener, self.service.clone(), health_service, public_stop)
+        });
 
-        // Graceful shutdown waits for every connection to close, so a client
-        // that keeps an idle connection open would hold the node up forever.
-        // After the grace period the remaining connections are dropped.
         let grace = self.config.shutdown_grace;
-        let served = tokio::select! {
-            served = server => served,
-            () = async {
-                let _ = stopping_seen.wait_for(|stopping| *stopping).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period; closing them");
-                Ok(())
-            }
-        };
+        let served = until_grace_ends(public, internal, stopping_seen, grace).await;
 
         self.service.shutdown().await;
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
         info!("roomd stopped");
-        served.map_err(ServerError::from)
+        served
     }
+}
+
+/// Runs the servers until they stop. Graceful shutdown waits for every
+/// connection to close, so a client that keeps an idle connection open
+/// would hold the node up forever; after the grace period the remaining
+/// connections are dropped.
+async fn until_grace_ends(
+    public: impl Future<Output = Result<(), tonic::transport::Error>>,
+    internal: Option<impl Future<Output = Result<(), ServerError>>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    grace: std::time::Duration,
+) -> Result<(), ServerError> {
+    let servers = async {
+        match internal {
+            Some(internal) => {
+                let (public, internal) = tokio::join!(public, internal);
+                public.map_err(ServerError::from).and(internal)
+            }
+            None => public.await.map_err(ServerError::from),
+        }
+    };
+    tokio::select! {
+        served = servers => served,
+        () = async {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// Serves the internal API, which other nodes forward requests to, until
+/// the public server stops.
+async fn serve_internal<H: Health>(
+    listener: TcpListener,
+    service: RoomService,
+    health: HealthServer<H>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let address = listener.local_addr()?;
+    info!(%address, "internal API listening");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_service(health)
+        .add_service(RoomsServer::new(RoomsApi::new(service)))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        })
+        .await?;
+    Ok(())
 }

@@ -23,6 +23,15 @@ pub enum StoreError {
         actual: u64,
     },
 
+    /// The writer's lease no longer matches the room record: another node
+    /// owns the room now. Nothing was applied.
+    #[error("room {room_id} is no longer owned by this node")]
+    Fenced { room_id: String },
+
+    /// The org already has its maximum of rooms that are not closed.
+    #[error("org {org} already has {max} open rooms")]
+    OpenRoomLimit { org: String, max: u32 },
+
     /// The room to change does not exist (any more).
     #[error("room {0} not found in the store")]
     RoomMissing(String),
@@ -36,6 +45,11 @@ impl From<StoreError> for RoomError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::RoomMissing(room_id) => RoomError::RoomNotFound { room_id },
+            StoreError::OpenRoomLimit { org, max } => RoomError::MaxOpenRooms { org, max },
+            StoreError::Fenced { room_id } => RoomError::NotOwner {
+                room_id,
+                owner: None,
+            },
             StoreError::VersionMismatch { room_id, .. } => RoomError::OwnerUnavailable {
                 room_id,
                 message: "the room changed under its owner, which is reloading it".into(),

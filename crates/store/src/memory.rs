@@ -1,13 +1,19 @@
 //! The in-memory store: one node, nothing survives a restart.
+//!
+//! It keeps the same ownership records as the Redis store, so a lease that
+//! went stale is refused here too, and its node directory serves the one
+//! node that uses it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use roomd_model::{Event, Level, Room, RoomDefinition, RoomId};
+use roomd_model::{Event, Level, Room, RoomDefinition, RoomId, RoomState};
 use tokio::sync::broadcast;
 
-use crate::{Created, RoomPage, RoomQuery, Store, StoreError, StoreResult};
+use crate::ownership::{Lease, Location, NodeDirectory, NodeId, NodeInfo, NodeStatus};
+use crate::{Claimed, Created, RoomPage, RoomQuery, Store, StoreError, StoreResult};
 
 /// Events a live subscriber may fall behind by before it receives `Lagged`.
 const SUBSCRIBER_BUFFER: usize = 256;
@@ -25,6 +31,9 @@ struct Inner {
     rooms_by_org: HashMap<String, BTreeSet<RoomId>>,
     request_ids: HashMap<(String, String), RoomId>,
     definitions: HashMap<String, RoomDefinition>,
+    /// Nodes registered with this store. A node that lets its heartbeat
+    /// expire cannot happen here: there is no clock-driven expiry.
+    nodes: HashMap<NodeId, NodeInfo>,
     subscribers: HashMap<RoomId, broadcast::Sender<Event>>,
     /// Size of `subscribers` at which channels without receivers are
     /// dropped; it doubles with what remains so pruning stays amortized O(1).
@@ -35,6 +44,15 @@ struct StoredRoom {
     room: Room,
     events: Vec<Event>,
     request_id: Option<String>,
+    /// `None` once closed, or after the owner released the room.
+    owner: Option<NodeId>,
+    epoch: u64,
+}
+
+impl StoredRoom {
+    fn held_by(&self, lease: &Lease) -> bool {
+        self.owner.as_ref() == Some(&lease.node) && self.epoch == lease.epoch
+    }
 }
 
 impl MemoryStore {
@@ -58,12 +76,29 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn stored_at(&mut self, room: &Room, expected_version: u64) -> StoreResult<&mut StoredRoom> {
+    /// Returns the stored room if the writer may change it: held under
+    /// `lease` (or, without one, closed and unowned) and at
+    /// `expected_version`.
+    fn stored_at(
+        &mut self,
+        room: &Room,
+        expected_version: u64,
+        lease: Option<&Lease>,
+    ) -> StoreResult<&mut StoredRoom> {
         let stored = self
             .rooms
             .get_mut(&room.id)
             .filter(|stored| stored.room.org == room.org)
             .ok_or_else(|| StoreError::RoomMissing(room.id.to_string()))?;
+        let may_write = match lease {
+            Some(lease) => stored.held_by(lease),
+            None => stored.owner.is_none() && stored.room.state == RoomState::Closed,
+        };
+        if !may_write {
+            return Err(StoreError::Fenced {
+                room_id: room.id.to_string(),
+            });
+        }
         if stored.room.version != expected_version {
             return Err(StoreError::VersionMismatch {
                 room_id: room.id.to_string(),
@@ -72,6 +107,15 @@ impl Inner {
             });
         }
         Ok(stored)
+    }
+
+    /// Counts the org's rooms that are not closed.
+    fn open_rooms(&self, org: &str) -> usize {
+        self.rooms_by_org.get(org).map_or(0, |ids| {
+            ids.iter()
+                .filter(|id| self.rooms[*id].room.state != RoomState::Closed)
+                .count()
+        })
     }
 
     fn publish(&mut self, room_id: RoomId, events: &[Event]) {
@@ -101,6 +145,8 @@ impl Store for MemoryStore {
         room: &Room,
         events: &[Event],
         request_id: Option<&str>,
+        lease: &Lease,
+        max_open_rooms: Option<u32>,
     ) -> StoreResult<Created> {
         let mut inner = self.lock();
         if let Some(request_id) = request_id {
@@ -109,7 +155,19 @@ impl Store for MemoryStore {
                 let stored = &inner.rooms[existing];
                 return Ok(Created::Existing(Box::new(stored.room.clone())));
             }
-            inner.request_ids.insert(key, room.id);
+        }
+        if let Some(max) = max_open_rooms
+            && inner.open_rooms(&room.org) >= max as usize
+        {
+            return Err(StoreError::OpenRoomLimit {
+                org: room.org.clone(),
+                max,
+            });
+        }
+        if let Some(request_id) = request_id {
+            inner
+                .request_ids
+                .insert((room.org.clone(), request_id.to_owned()), room.id);
         }
         inner
             .rooms_by_org
@@ -122,6 +180,8 @@ impl Store for MemoryStore {
                 room: room.clone(),
                 events: events.to_vec(),
                 request_id: request_id.map(str::to_owned),
+                owner: Some(lease.node.clone()),
+                epoch: lease.epoch,
             },
         );
         inner.publish(room.id, events);
@@ -137,14 +197,28 @@ impl Store for MemoryStore {
             .map(|stored| stored.room.clone()))
     }
 
+    async fn locate(&self, room_id: RoomId) -> StoreResult<Option<Location>> {
+        let inner = self.lock();
+        Ok(inner.rooms.get(&room_id).map(|stored| Location {
+                org: stored.room.org.clone(),
+                owner: stored.owner.clone(),
+                epoch: stored.epoch,
+                closed: stored.room.state == RoomState::Closed,
+            }))
+    }
+
     async fn commit(
         &self,
         room: &Room,
         events: &[Event],
         expected_version: u64,
+        lease: &Lease,
     ) -> StoreResult<()> {
         let mut inner = self.lock();
-        let stored = inner.stored_at(room, expected_version)?;
+        let stored = inner.stored_at(room, expected_version, Some(lease))?;
+        if room.state == RoomState::Closed {
+            stored.owner = None;
+        }
         stored.room = room.clone();
         stored.events.extend_from_slice(events);
         inner.publish(room.id, events);
@@ -156,9 +230,10 @@ impl Store for MemoryStore {
         room: &Room,
         events: &[Event],
         expected_version: u64,
+        lease: Option<&Lease>,
     ) -> StoreResult<()> {
         let mut inner = self.lock();
-        inner.stored_at(room, expected_version)?;
+        inner.stored_at(room, expected_version, lease)?;
         let stored = inner.rooms.remove(&room.id).expect("checked above");
         if let Some(ids) = inner.rooms_by_org.get_mut(&room.org) {
             ids.remove(&room.id);
@@ -169,6 +244,45 @@ impl Store for MemoryStore {
         inner.publish(room.id, events);
         inner.subscribers.remove(&room.id);
         Ok(())
+    }
+
+    async fn claim_room(
+        &self,
+        room_id: RoomId,
+        seen: &Location,
+        node: &NodeId,
+    ) -> StoreResult<Claimed> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.rooms.get_mut(&room_id) else {
+            return Ok(Claimed::Lost);
+        };
+        let unchanged = stored.room.org == seen.org
+            && stored.owner == seen.owner
+            && stored.epoch == seen.epoch;
+        if !unchanged || stored.room.state == RoomState::Closed {
+            return Ok(Claimed::Lost);
+        }
+        stored.owner = Some(node.clone());
+        stored.epoch += 1;
+        let lease = Lease {
+            node: node.clone(),
+            epoch: stored.epoch,
+        };
+        Ok(Claimed::Won(Box::new(stored.room.clone()), lease))
+    }
+
+    async fn release_room(&self, room_id: RoomId, lease: &Lease) -> StoreResult<()> {
+        let mut inner = self.lock();
+        match inner.rooms.get_mut(&room_id) {
+            Some(stored) if stored.held_by(lease) => {
+                stored.owner = None;
+                Ok(())
+            }
+            Some(_) => Err(StoreError::Fenced {
+                room_id: room_id.to_string(),
+            }),
+            None => Err(StoreError::RoomMissing(room_id.to_string())),
+        }
     }
 
     async fn find_rooms(&self, query: RoomQuery<'_>) -> StoreResult<RoomPage> {
@@ -251,6 +365,63 @@ impl Store for MemoryStore {
     }
 }
 
+/// Nodes of a memory store never expire: the store lives and dies with the
+/// one process that uses it.
+#[async_trait]
+impl NodeDirectory for MemoryStore {
+    async fn register(&self, info: &NodeInfo, _ttl: Duration) -> StoreResult<()> {
+        self.lock().nodes.insert(info.id.clone(), info.clone());
+        Ok(())
+    }
+
+    async fn renew(&self, info: &NodeInfo, _ttl: Duration) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        match inner.nodes.get_mut(&info.id) {
+            Some(stored) => {
+                *stored = info.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<NodeStatus>> {
+        Ok(self
+            .lock()
+            .nodes
+            .values()
+            .cloned()
+            .map(NodeStatus::Live)
+            .collect())
+    }
+
+    async fn expire(&self, node: &NodeId) -> StoreResult<()> {
+        self.lock().nodes.remove(node);
+        Ok(())
+    }
+
+    async fn forget(&self, node: &NodeId) -> StoreResult<bool> {
+        let inner = self.lock();
+        let owns_rooms = inner
+            .rooms
+            .values()
+            .any(|stored| stored.owner.as_ref() == Some(node));
+        Ok(!inner.nodes.contains_key(node) && !owns_rooms)
+    }
+
+    async fn owned_rooms(&self, node: Option<&NodeId>, limit: usize) -> StoreResult<Vec<RoomId>> {
+        let inner = self.lock();
+        Ok(inner
+            .rooms
+            .values()
+            .filter(|stored| stored.room.state != RoomState::Closed)
+            .filter(|stored| stored.owner.as_ref() == node)
+            .map(|stored| stored.room.id)
+            .take(limit)
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
@@ -258,6 +429,10 @@ mod tests {
     use roomd_model::{Filter, NewRoom, Principal, RoomDefaults};
 
     use super::*;
+
+    fn lease() -> Lease {
+        Lease::first(NodeId::from_stored("node-a"))
+    }
 
     fn new_room(org: &str) -> (Room, Vec<Event>) {
         let request = NewRoom {
@@ -282,7 +457,7 @@ mod tests {
         let (first, events) = new_room("org1");
         assert_eq!(
             store
-                .create_room(&first, &events, Some("r1"))
+                .create_room(&first, &events, Some("r1"), &lease(), None)
                 .await
                 .unwrap(),
             Created::New
@@ -290,7 +465,7 @@ mod tests {
 
         let (second, events) = new_room("org1");
         let outcome = store
-            .create_room(&second, &events, Some("r1"))
+            .create_room(&second, &events, Some("r1"), &lease(), None)
             .await
             .unwrap();
         assert_eq!(outcome, Created::Existing(Box::new(first)));
@@ -301,11 +476,14 @@ mod tests {
     async fn commit_rejects_stale_version() {
         let store = MemoryStore::new();
         let (mut room, events) = new_room("org1");
-        store.create_room(&room, &events, None).await.unwrap();
+        store
+            .create_room(&room, &events, None, &lease(), None)
+            .await
+            .unwrap();
 
         let opened = room.open(Utc::now()).unwrap();
-        store.commit(&room, &opened, 1).await.unwrap();
-        let err = store.commit(&room, &[], 1).await.unwrap_err();
+        store.commit(&room, &opened, 1, &lease()).await.unwrap();
+        let err = store.commit(&room, &[], 1, &lease()).await.unwrap_err();
         assert!(matches!(err, StoreError::VersionMismatch { actual: 2, .. }));
 
         let log = store.read_events("org1", room.id, 1, 10).await.unwrap();
@@ -316,7 +494,10 @@ mod tests {
     async fn rooms_are_scoped_by_org() {
         let store = MemoryStore::new();
         let (room, events) = new_room("org1");
-        store.create_room(&room, &events, None).await.unwrap();
+        store
+            .create_room(&room, &events, None, &lease(), None)
+            .await
+            .unwrap();
         assert!(store.load_room("org2", room.id).await.unwrap().is_none());
 
         let everything =
@@ -339,11 +520,64 @@ mod tests {
     async fn subscribers_see_committed_events() {
         let store = MemoryStore::new();
         let (mut room, events) = new_room("org1");
-        store.create_room(&room, &events, None).await.unwrap();
+        store
+            .create_room(&room, &events, None, &lease(), None)
+            .await
+            .unwrap();
         let mut receiver = store.subscribe(room.id);
 
         let opened = room.open(Utc::now()).unwrap();
-        store.commit(&room, &opened, 1).await.unwrap();
+        store.commit(&room, &opened, 1, &lease()).await.unwrap();
         assert_eq!(receiver.recv().await.unwrap().seq, 2);
+    }
+
+    #[tokio::test]
+    async fn stale_lease_is_fenced_and_changes_nothing() {
+        let store = MemoryStore::new();
+        let (mut room, events) = new_room("org1");
+        store
+            .create_room(&room, &events, None, &lease(), None)
+            .await
+            .unwrap();
+        let seen = store.locate(room.id).await.unwrap().unwrap();
+        let node_b = NodeId::from_stored("node-b");
+        let Claimed::Won(_, lease_b) = store.claim_room(room.id, &seen, &node_b).await.unwrap()
+        else {
+            panic!("the claim of an unchanged room must win");
+        };
+        assert_eq!(lease_b.epoch, 2);
+        assert_eq!(
+            store.claim_room(room.id, &seen, &node_b).await.unwrap(),
+            Claimed::Lost
+        );
+
+        let opened = room.open(Utc::now()).unwrap();
+        let err = store.commit(&room, &opened, 1, &lease()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Fenced { .. }));
+        assert_eq!(store.load_room("org1", room.id).await.unwrap().unwrap().version, 1);
+        store.commit(&room, &opened, 1, &lease_b).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn open_room_quota_counts_rooms_not_closed() {
+        let store = MemoryStore::new();
+        let (first, events) = new_room("org1");
+        store
+            .create_room(&first, &events, None, &lease(), Some(1))
+            .await
+            .unwrap();
+        let (second, events) = new_room("org1");
+        let err = store
+            .create_room(&second, &events, None, &lease(), Some(1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::OpenRoomLimit {
+                org: "org1".into(),
+                max: 1
+            }
+        );
+        assert_eq!(store.room_count(), 1);
     }
 }

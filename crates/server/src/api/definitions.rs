@@ -53,6 +53,7 @@ impl Definitions for DefinitionsApi {
             })?;
         let definition =
             RoomDefinition::new(&caller.org, &wire.label, &wire.default_acl, properties)
+                .and_then(|definition| definition.with_max_open_rooms(wire.max_open_rooms))
                 .map_err(fault::status)?;
         let stored = self
             .service

@@ -4,12 +4,14 @@
 //! through [`crate::fault::status`].
 
 mod definitions;
+mod forward;
 mod rooms;
 
 pub use definitions::DefinitionsApi;
+pub use forward::{FORWARDED_BY_HEADER, Forwarder};
 pub use rooms::RoomsApi;
 
-use roomd_model::{RoomError, RoomId};
+use roomd_model::{RoomError, RoomId, RoomResult};
 use tonic::{Request, Status};
 
 use crate::caller::Caller;
@@ -20,13 +22,14 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 }
 
 fn room_id(text: &str) -> Result<RoomId, Status> {
+    parse_room_id(text).map_err(fault::status)
+}
+
+fn parse_room_id(text: &str) -> RoomResult<RoomId> {
     if text.is_empty() {
-        return Err(fault::status(RoomError::validation(
-            "roomId",
-            "is required",
-        )));
+        return Err(RoomError::validation("roomId", "is required"));
     }
-    RoomId::parse_at("roomId", text).map_err(fault::status)
+    RoomId::parse_at("roomId", text)
 }
 
 fn non_empty(text: String) -> Option<String> {

@@ -1,10 +1,17 @@
 //! The `roomd.v1.Rooms` service.
+//!
+//! The same service runs on the public port and, inside a cluster, on the
+//! internal port. On the public port a request for a room that another node
+//! owns is forwarded there (see [`super::forward`]); on the internal port
+//! every request is served here.
 
+use std::future::Future;
 use std::pin::Pin;
 
 use roomd_actors::{Command, RoomService};
-use roomd_model::{ConfigurationInput, NewRoom, RoomError, SortField, UpdateDocument};
+use roomd_model::{ConfigurationInput, NewRoom, RoomError, RoomResult, SortField, UpdateDocument};
 use roomd_proto::convert;
+use roomd_proto::v1::rooms_client::RoomsClient;
 use roomd_proto::v1::rooms_server::Rooms;
 use roomd_proto::v1::{
     CloseRoomRequest, CreateRoomRequest, DeleteRoomRequest, DeleteRoomResponse, FindRoomsRequest,
@@ -15,52 +22,128 @@ use roomd_proto::v1::{
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-use tracing::instrument;
+use tracing::{debug, instrument, warn};
 
-use super::{caller, non_empty, room_id};
+use super::forward::{self, Forwarder};
+use super::{caller, non_empty, parse_room_id, room_id};
 use crate::caller::Caller;
 use crate::fault;
 
 pub struct RoomsApi {
     service: RoomService,
+    /// Set on the public port of a clustered node.
+    forwarder: Option<Forwarder>,
 }
 
 impl RoomsApi {
+    /// The service of a node that serves every request itself: a single
+    /// node, or the internal port of a clustered one.
     pub fn new(service: RoomService) -> Self {
-        RoomsApi { service }
+        RoomsApi {
+            service,
+            forwarder: None,
+        }
+    }
+
+    /// The public service of a clustered node, which forwards requests for
+    /// other nodes' rooms.
+    pub fn forwarding(service: RoomService, forwarder: Forwarder) -> Self {
+        RoomsApi {
+            service,
+            forwarder: Some(forwarder),
+        }
+    }
+
+    /// Serves a request for one room here, or, when another node owns the
+    /// room, at that node.
+    async fn routed<Req, Reply, Local, LocalFuture, Remote, RemoteFuture>(
+        &self,
+        request: Request<Req>,
+        local: Local,
+        remote: Remote,
+    ) -> Result<Response<Reply>, Status>
+    where
+        Req: Clone,
+        Local: Fn(Caller, Req) -> LocalFuture,
+        LocalFuture: Future<Output = RoomResult<Reply>>,
+        Remote: Fn(RoomsClient<Channel>, Request<Req>) -> RemoteFuture,
+        RemoteFuture: Future<Output = Result<Response<Reply>, Status>>,
+    {
+        let caller = caller(&request)?;
+        let (metadata, _, message) = request.into_parts();
+        let mut attempt = 1;
+        loop {
+            let fault = match local(caller.clone(), message.clone()).await {
+                Ok(reply) => return Ok(Response::new(reply)),
+                Err(fault) => fault,
+            };
+            let (Some(forwarder), RoomError::NotOwner { owner, room_id }) =
+                (&self.forwarder, &fault)
+            else {
+                return Err(fault::status(fault));
+            };
+
+            if let Some(client) = forwarder.owner(owner.as_deref()).await {
+                let owner = owner.as_deref().unwrap_or("any");
+                debug!(%room_id, owner, attempt, "forwarding request to the room's owner");
+                let status =
+                    match remote(client, forwarder.request(&metadata, message.clone())).await {
+                        Ok(reply) => return Ok(reply),
+                        Err(status) => status,
+                    };
+                if !forward::may_retry_elsewhere(&status) || attempt >= forward::ATTEMPTS {
+                    return Err(status);
+                }
+                warn!(%room_id, owner, attempt, error = %status.message(), "forwarded request failed; locating the room again");
+            } else if attempt >= forward::ATTEMPTS {
+                return Err(fault::status(fault));
+            }
+            forward::back_off(attempt).await;
+            attempt += 1;
+        }
+    }
+
+    async fn get(&self, caller: Caller, message: GetRoomRequest) -> RoomResult<Room> {
+        let id = parse_room_id(&message.room_id)?;
+        let room = self.service.get(&caller.org, &caller.principal, id).await?;
+        Ok(convert::room(&room))
     }
 
     /// Applies a change to the room named by `room_id`.
-    async fn apply(
-        &self,
-        caller: Caller,
-        room_id_text: &str,
-        command: Command,
-    ) -> Result<Room, Status> {
-        let id = room_id(room_id_text)?;
+    async fn apply(&self, caller: Caller, room_id: &str, command: Command) -> RoomResult<Room> {
+        let id = parse_room_id(room_id)?;
         let room = self
             .service
             .command(&caller.org, &caller.principal, id, command)
-            .await
-            .map_err(fault::status)?;
+            .await?;
         Ok(convert::room(&room))
     }
-}
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<RoomEvent, Status>> + Send>>;
+    async fn update(&self, caller: Caller, message: UpdateRoomRequest) -> RoomResult<Room> {
+        parse_room_id(&message.room_id)?;
+        let document = UpdateDocument::parse(&message.update_json)?;
+        let command = Command::Update {
+            document,
+            expected_version: message.expected_version,
+        };
+        self.apply(caller, &message.room_id, command).await
+    }
 
-#[tonic::async_trait]
-impl Rooms for RoomsApi {
-    #[instrument(skip_all, fields(org, room_id))]
-    async fn create_room(
+    async fn participants(
         &self,
-        request: Request<CreateRoomRequest>,
-    ) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let message = request.into_inner();
-        tracing::Span::current().record("org", caller.org.as_str());
+        caller: Caller,
+        message: ListParticipantsRequest,
+    ) -> RoomResult<ListParticipantsResponse> {
+        let id = parse_room_id(&message.room_id)?;
+        let room = self.service.get(&caller.org, &caller.principal, id).await?;
+        Ok(ListParticipantsResponse {
+            participants: room.participants.iter().map(convert::participant).collect(),
+        })
+    }
 
+    async fn create(&self, caller: &Caller, message: CreateRoomRequest) -> Result<Room, Status> {
         let new_room = NewRoom {
             label: message.label,
             acl: message.acl,
@@ -84,20 +167,53 @@ impl Rooms for RoomsApi {
             )
             .await
             .map_err(fault::status)?;
-        tracing::Span::current().record("room_id", room.id.to_string());
-        Ok(Response::new(convert::room(&room)))
+        Ok(convert::room(&room))
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<RoomEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Rooms for RoomsApi {
+    #[instrument(skip_all, fields(org, room_id))]
+    async fn create_room(
+        &self,
+        request: Request<CreateRoomRequest>,
+    ) -> Result<Response<Room>, Status> {
+        let caller = caller(&request)?;
+        tracing::Span::current().record("org", caller.org.as_str());
+
+        // A new room goes to the node with the fewest rooms. If that node
+        // cannot be reached, this one takes the room.
+        if let Some(forwarder) = &self.forwarder
+            && let Some(mut client) = forwarder.placement()
+        {
+            let forwarded = forwarder.request(request.metadata(), request.get_ref().clone());
+            match client.create_room(forwarded).await {
+                Ok(reply) => {
+                    tracing::Span::current().record("room_id", reply.get_ref().id.as_str());
+                    return Ok(reply);
+                }
+                Err(status) if forward::may_retry_elsewhere(&status) => {
+                    warn!(error = %status.message(), "placing the room elsewhere failed; creating it here");
+                }
+                Err(status) => return Err(status),
+            }
+        }
+
+        let room = self.create(&caller, request.into_inner()).await?;
+        tracing::Span::current().record("room_id", room.id.as_str());
+        Ok(Response::new(room))
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let id = room_id(&request.get_ref().room_id)?;
-        let room = self
-            .service
-            .get(&caller.org, &caller.principal, id)
-            .await
-            .map_err(fault::status)?;
-        Ok(Response::new(convert::room(&room)))
+        self.routed(
+            request,
+            |caller, message| self.get(caller, message),
+            |mut owner, request| async move { owner.get_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all)]
@@ -138,16 +254,12 @@ impl Rooms for RoomsApi {
         &self,
         request: Request<UpdateRoomRequest>,
     ) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let message = request.into_inner();
-        room_id(&message.room_id)?;
-        let document = UpdateDocument::parse(&message.update_json).map_err(fault::status)?;
-        let command = Command::Update {
-            document,
-            expected_version: message.expected_version,
-        };
-        let room = self.apply(caller, &message.room_id, command).await?;
-        Ok(Response::new(room))
+        self.routed(
+            request,
+            |caller, message| self.update(caller, message),
+            |mut owner, request| async move { owner.update_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
@@ -155,11 +267,14 @@ impl Rooms for RoomsApi {
         &self,
         request: Request<CloseRoomRequest>,
     ) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let room = self
-            .apply(caller, &request.get_ref().room_id, Command::Close)
-            .await?;
-        Ok(Response::new(room))
+        self.routed(
+            request,
+            |caller, message| async move {
+                self.apply(caller, &message.room_id, Command::Close).await
+            },
+            |mut owner, request| async move { owner.close_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
@@ -167,22 +282,32 @@ impl Rooms for RoomsApi {
         &self,
         request: Request<DeleteRoomRequest>,
     ) -> Result<Response<DeleteRoomResponse>, Status> {
-        let caller = caller(&request)?;
-        let room = self
-            .apply(caller, &request.get_ref().room_id, Command::Delete)
-            .await?;
-        Ok(Response::new(DeleteRoomResponse { room: Some(room) }))
+        self.routed(
+            request,
+            |caller, message| async move {
+                let room = self
+                    .apply(caller, &message.room_id, Command::Delete)
+                    .await?;
+                Ok(DeleteRoomResponse { room: Some(room) })
+            },
+            |mut owner, request| async move { owner.delete_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
     async fn join_room(&self, request: Request<JoinRoomRequest>) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let message = request.into_inner();
-        let command = Command::Join {
-            account: non_empty(message.account),
-        };
-        let room = self.apply(caller, &message.room_id, command).await?;
-        Ok(Response::new(room))
+        self.routed(
+            request,
+            |caller, message| async move {
+                let command = Command::Join {
+                    account: non_empty(message.account),
+                };
+                self.apply(caller, &message.room_id, command).await
+            },
+            |mut owner, request| async move { owner.join_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
@@ -190,13 +315,17 @@ impl Rooms for RoomsApi {
         &self,
         request: Request<LeaveRoomRequest>,
     ) -> Result<Response<Room>, Status> {
-        let caller = caller(&request)?;
-        let message = request.into_inner();
-        let command = Command::Leave {
-            account: non_empty(message.account),
-        };
-        let room = self.apply(caller, &message.room_id, command).await?;
-        Ok(Response::new(room))
+        self.routed(
+            request,
+            |caller, message| async move {
+                let command = Command::Leave {
+                    account: non_empty(message.account),
+                };
+                self.apply(caller, &message.room_id, command).await
+            },
+            |mut owner, request| async move { owner.leave_room(request).await },
+        )
+        .await
     }
 
     #[instrument(skip_all, fields(room_id = %request.get_ref().room_id))]
@@ -204,16 +333,12 @@ impl Rooms for RoomsApi {
         &self,
         request: Request<ListParticipantsRequest>,
     ) -> Result<Response<ListParticipantsResponse>, Status> {
-        let caller = caller(&request)?;
-        let id = room_id(&request.get_ref().room_id)?;
-        let room = self
-            .service
-            .get(&caller.org, &caller.principal, id)
-            .await
-            .map_err(fault::status)?;
-        Ok(Response::new(ListParticipantsResponse {
-            participants: room.participants.iter().map(convert::participant).collect(),
-        }))
+        self.routed(
+            request,
+            |caller, message| self.participants(caller, message),
+            |mut owner, request| async move { owner.list_participants(request).await },
+        )
+        .await
     }
 
     type WatchRoomStream = EventStream;
