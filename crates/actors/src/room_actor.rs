@@ -303,6 +303,12 @@ impl RoomActor {
         reply: RpcReplyPort<RoomResult<()>>,
     ) {
         let room_id = state.room.id;
+        if state.room.state == RoomState::Closed {
+            // A closed room has no owner left to give up; it only lingers.
+            let _ = reply.send(Ok(()));
+            self.stop_owning(myself, state, EXIT_CLOSED);
+            return;
+        }
         let released = self.store.release_room(room_id, &state.lease).await;
         match &released {
             Ok(()) => info!(%room_id, epoch = state.lease.epoch, "room handed off"),

@@ -168,3 +168,23 @@ async fn room_of_another_org_is_not_found_even_unowned() {
     assert!(matches!(fault, RoomError::RoomNotFound { .. }));
     assert_eq!(store.locate(room_id).await.unwrap().unwrap().epoch, 1);
 }
+
+#[tokio::test]
+async fn closed_room_lingering_is_stopped_without_a_write() {
+    let store = Arc::new(MemoryStore::new());
+    let node_a = node(&store, Arc::new(SingleNode::new())).await;
+    let room_id = open_room(&node_a).await;
+    node_a
+        .command(ORG, &Principal::Service, room_id, Command::Close)
+        .await
+        .unwrap();
+    let closed = store.load_room(ORG, room_id).await.unwrap().unwrap();
+
+    assert_eq!(node_a.hand_off_rooms().await, 1, "the lingering actor stops cleanly");
+
+    let stored = store.load_room(ORG, room_id).await.unwrap().unwrap();
+    assert_eq!(stored, closed);
+    let location = store.locate(room_id).await.unwrap().unwrap();
+    assert!(location.closed);
+    assert_eq!(location.owner, None);
+}
