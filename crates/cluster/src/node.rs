@@ -232,6 +232,11 @@ impl ClusterNode {
         }
     }
 
+    fn is_known_dead(&self, node: &NodeId) -> bool {
+        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+        view.dead.contains(node)
+    }
+
     fn mark_renewed(&self, sent_at: Instant) {
         *self.renewed_at.lock().unwrap_or_else(|e| e.into_inner()) = sent_at;
     }
@@ -258,6 +263,10 @@ impl Membership for ClusterNode {
         }
         if self.live_address(node).is_some() {
             return true;
+        }
+        if self.is_known_dead(node) {
+            // A node id that was dead never comes back.
+            return false;
         }
         // A node that registered after the last look may be missing from
         // the view; only a fresh read may call it dead.
