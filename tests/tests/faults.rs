@@ -253,7 +253,11 @@ async fn account_putting_definition_is_denied() {
 
     let put = Caller::account(ORG, "acc1").request(put);
     let fault = expect_fault(definitions.put_room_definition(put).await);
-    fault.assert_is(Code::PermissionDenied, "accessDenied.update", &[("org", ORG)]);
+    fault.assert_is(
+        Code::PermissionDenied,
+        "accessDenied.update",
+        &[("org", ORG)],
+    );
 
     let get = service().request(GetRoomDefinitionRequest {});
     let fault = expect_fault(definitions.get_room_definition(get).await);

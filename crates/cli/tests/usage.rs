@@ -63,7 +63,10 @@ fn principal_flags_are_checked_locally() {
     let cases: [(&[&str], &str); 4] = [
         (&["--org", "my org", "get", "x"], "--org"),
         (&["--as", "public", "get", "x"], "--as"),
-        (&["--as", "acc1", "--roles", "dev ops", "get", "x"], "--roles"),
+        (
+            &["--as", "acc1", "--roles", "dev ops", "get", "x"],
+            "--roles",
+        ),
         (&["--roles", "dev", "get", "x"], "--roles needs --as"),
     ];
     for (args, flag) in cases {

@@ -200,11 +200,11 @@ impl Store for MemoryStore {
     async fn locate(&self, room_id: RoomId) -> StoreResult<Option<Location>> {
         let inner = self.lock();
         Ok(inner.rooms.get(&room_id).map(|stored| Location {
-                org: stored.room.org.clone(),
-                owner: stored.owner.clone(),
-                epoch: stored.epoch,
-                closed: stored.room.state == RoomState::Closed,
-            }))
+            org: stored.room.org.clone(),
+            owner: stored.owner.clone(),
+            epoch: stored.epoch,
+            closed: stored.room.state == RoomState::Closed,
+        }))
     }
 
     async fn commit(
@@ -256,9 +256,8 @@ impl Store for MemoryStore {
         let Some(stored) = inner.rooms.get_mut(&room_id) else {
             return Ok(Claimed::Lost);
         };
-        let unchanged = stored.room.org == seen.org
-            && stored.owner == seen.owner
-            && stored.epoch == seen.epoch;
+        let unchanged =
+            stored.room.org == seen.org && stored.owner == seen.owner && stored.epoch == seen.epoch;
         if !unchanged || stored.room.state == RoomState::Closed {
             return Ok(Claimed::Lost);
         }
@@ -554,7 +553,15 @@ mod tests {
         let opened = room.open(Utc::now()).unwrap();
         let err = store.commit(&room, &opened, 1, &lease()).await.unwrap_err();
         assert!(matches!(err, StoreError::Fenced { .. }));
-        assert_eq!(store.load_room("org1", room.id).await.unwrap().unwrap().version, 1);
+        assert_eq!(
+            store
+                .load_room("org1", room.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            1
+        );
         store.commit(&room, &opened, 1, &lease_b).await.unwrap();
     }
 
