@@ -14,6 +14,7 @@
 //!   [`SingleNode`] for a node that runs alone.
 //! - [`clock`]: wall-clock time, replaceable in tests.
 
+mod acquire;
 pub mod clock;
 mod command;
 pub mod membership;

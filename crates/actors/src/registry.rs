@@ -1,10 +1,8 @@
 //! The room registry: one actor per node that spawns, supervises and
 //! restarts room actors.
 //!
-//! Before it starts a room's actor, the registry makes sure the node owns
-//! the room: it keeps rooms this node owns, claims rooms whose owner is dead
-//! or that their owner released, and sends everything else on to the owner
-//! with [`RoomError::NotOwner`].
+//! The registry starts an actor only for a room this node holds a lease on
+//! (see [`crate::acquire`]): a room it created, owns, or just claimed.
 //!
 //! Room actors are linked to the registry. A room actor that exits for a
 //! normal reason (its room closed and lingered, or was deleted, handed off
@@ -22,19 +20,16 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 use roomd_model::{Room, RoomError, RoomId, RoomResult};
-use roomd_store::{Claimed, Lease, Location, Store};
+use roomd_store::{Lease, Store};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::acquire::{Acquired, acquire};
 use crate::clock::Clock;
 use crate::membership::Membership;
 use crate::room_actor::{
     EXIT_CLOSED, EXIT_DELETED, EXIT_FENCED, EXIT_RELEASED, RoomActor, RoomMsg, RoomStart,
 };
-
-/// Times an activation locates and claims a room before it gives up,
-/// when other nodes keep claiming it first.
-const CLAIM_ATTEMPTS: usize = 3;
 
 /// Room actors currently running on this node, readable without a message
 /// to the registry. Only the registry writes it.
@@ -62,27 +57,13 @@ impl Default for RestartPolicy {
     }
 }
 
-/// Outcome of [`RegistryMsg::Activate`].
-pub enum Activation {
-    Live(ActorRef<RoomMsg>),
-    /// The room is closed and has no actor; serve it from this copy.
-    Closed(Box<Room>),
-}
-
 pub enum RegistryMsg {
-    /// Starts the actor of a room that was just created in the store.
+    /// Starts the actor of a room that this node holds `lease` on, or
+    /// returns the one already running.
     Spawn {
         room: Box<Room>,
         lease: Lease,
         reply: RpcReplyPort<RoomResult<ActorRef<RoomMsg>>>,
-    },
-    /// Returns the room's live actor, loading the room from the store and
-    /// spawning one if needed. With an `org`, a room of another org is not
-    /// found; adoption, which only knows room ids, passes `None`.
-    Activate {
-        org: Option<String>,
-        room_id: RoomId,
-        reply: RpcReplyPort<RoomResult<Activation>>,
     },
     /// Restarts a failed room actor after its backoff.
     Restart { org: String, room_id: RoomId },
@@ -145,17 +126,9 @@ impl Actor for RoomRegistry {
                 let result = self.spawn_room(&myself, state, *room, lease).await;
                 let _ = reply.send(result);
             }
-            RegistryMsg::Activate {
-                org,
-                room_id,
-                reply,
-            } => {
-                let result = self.activate(&myself, state, org.as_deref(), room_id).await;
-                let _ = reply.send(result);
-            }
             RegistryMsg::Restart { org, room_id } => {
-                match self.activate(&myself, state, Some(&org), room_id).await {
-                    Ok(_) => {}
+                match self.restart(&myself, state, &org, room_id).await {
+                    Ok(()) => {}
                     Err(RoomError::NotOwner { owner, .. }) => {
                         info!(%room_id, owner = owner.as_deref().unwrap_or("none"), "room moved on; not restarting it here");
                     }
@@ -204,94 +177,33 @@ impl Actor for RoomRegistry {
 }
 
 impl RoomRegistry {
-    /// Finds or starts the room's actor, if this node owns the room or may
-    /// claim it.
-    async fn activate(
+    /// Starts a failed room's actor again from the store, if this node
+    /// still owns the room or may claim it.
+    async fn restart(
         &self,
         myself: &ActorRef<RegistryMsg>,
         state: &mut RegistryState,
-        org: Option<&str>,
+        org: &str,
         room_id: RoomId,
-    ) -> RoomResult<Activation> {
-        if let Some(actor) = self.running(room_id) {
-            return Ok(Activation::Live(actor));
+    ) -> RoomResult<()> {
+        if self.running(room_id).is_some() {
+            return Ok(());
         }
-        if !self.membership.serving() {
-            return Err(RoomError::OwnerUnavailable {
-                room_id: room_id.to_string(),
-                message: "this node is rejoining the cluster".into(),
-            });
+        let acquired = acquire(
+            self.store.as_ref(),
+            self.membership.as_ref(),
+            Some(org),
+            room_id,
+        )
+        .await?;
+        if let Acquired::Owned { room, lease } = acquired {
+            self.spawn_room(myself, state, room, lease).await?;
         }
-
-        for _ in 0..CLAIM_ATTEMPTS {
-            let location = self
-                .store
-                .locate(room_id)
-                .await?
-                .filter(|location| org.is_none_or(|org| location.org == org))
-                .ok_or_else(|| not_found(room_id))?;
-            if location.closed {
-                let room = self.load(&location, room_id).await?;
-                return Ok(Activation::Closed(Box::new(room)));
-            }
-
-            let me = self.membership.node_id();
-            match &location.owner {
-                Some(owner) if *owner == me => {
-                    let room = self.load(&location, room_id).await?;
-                    let lease = Lease {
-                        node: me,
-                        epoch: location.epoch,
-                    };
-                    return self
-                        .spawn_room(myself, state, room, lease)
-                        .await
-                        .map(Activation::Live);
-                }
-                Some(owner) if self.membership.is_alive(owner).await => {
-                    return Err(RoomError::NotOwner {
-                        room_id: room_id.to_string(),
-                        owner: Some(owner.to_string()),
-                    });
-                }
-                _ if self.membership.draining() => {
-                    return Err(RoomError::NotOwner {
-                        room_id: room_id.to_string(),
-                        owner: None,
-                    });
-                }
-                _ => {}
-            }
-
-            if let Claimed::Won(room, lease) =
-                self.store.claim_room(room_id, &location, &me).await?
-            {
-                let from = location
-                    .owner
-                    .as_ref()
-                    .map_or("none".into(), ToString::to_string);
-                info!(%room_id, from, node = %me, epoch = lease.epoch, "room claimed");
-                metrics::counter!("roomd_rooms_claimed_total").increment(1);
-                return self
-                    .spawn_room(myself, state, *room, lease)
-                    .await
-                    .map(Activation::Live);
-            }
-            debug!(%room_id, "another node claimed the room first; locating it again");
-        }
-        Err(RoomError::OwnerUnavailable {
-            room_id: room_id.to_string(),
-            message: "its ownership kept changing".into(),
-        })
+        Ok(())
     }
 
-    async fn load(&self, location: &Location, room_id: RoomId) -> RoomResult<Room> {
-        self.store
-            .load_room(&location.org, room_id)
-            .await?
-            .ok_or_else(|| not_found(room_id))
-    }
-
+    /// Starts a room's actor, unless one already runs: two requests may
+    /// acquire the same room at once.
     async fn spawn_room(
         &self,
         myself: &ActorRef<RegistryMsg>,
@@ -300,6 +212,9 @@ impl RoomRegistry {
         lease: Lease,
     ) -> RoomResult<ActorRef<RoomMsg>> {
         let room_id = room.id;
+        if let Some(actor) = self.running(room_id) {
+            return Ok(actor);
+        }
         let org = room.org.clone();
         let actor = RoomActor {
             store: self.store.clone(),
@@ -324,12 +239,8 @@ impl RoomRegistry {
         Ok(actor_ref)
     }
 
-    /// Returns the room's actor if it is running and not on its way out.
     fn running(&self, room_id: RoomId) -> Option<ActorRef<RoomMsg>> {
-        let actor = self.live.get(&room_id)?.value().clone();
-        let status = actor.get_status();
-        (status == ractor::ActorStatus::Running || status == ractor::ActorStatus::Starting)
-            .then_some(actor)
+        running(&self.live, room_id)
     }
 
     fn room_exited(
@@ -384,8 +295,10 @@ impl RoomRegistry {
     }
 }
 
-fn not_found(room_id: RoomId) -> RoomError {
-    RoomError::RoomNotFound {
-        room_id: room_id.to_string(),
-    }
+/// Returns the room's actor if it is running and not on its way out.
+pub(crate) fn running(live: &LiveRooms, room_id: RoomId) -> Option<ActorRef<RoomMsg>> {
+    let actor = live.get(&room_id)?.value().clone();
+    let status = actor.get_status();
+    (status == ractor::ActorStatus::Running || status == ractor::ActorStatus::Starting)
+        .then_some(actor)
 }

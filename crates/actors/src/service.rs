@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use futures::StreamExt;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
@@ -18,14 +19,15 @@ use roomd_model::{
     Event, Filter, Level, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomError,
     RoomId, RoomResult, SortField,
 };
-use roomd_store::{Created, Lease, RoomQuery, Store};
+use roomd_store::{Created, Lease, NodeId, RoomQuery, Store};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::acquire::{Acquired, acquire};
 use crate::clock::Clock;
 use crate::command::Command;
 use crate::membership::Membership;
-use crate::registry::{Activation, LiveRooms, RegistryMsg, RestartPolicy, RoomRegistry};
+use crate::registry::{self, LiveRooms, RegistryMsg, RestartPolicy, RoomRegistry};
 use crate::room_actor::{EXIT_FENCED, RoomMsg, load_definition};
 use crate::watch;
 
@@ -37,6 +39,15 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rooms handed off at once while the node drains.
 const HANDOFF_CONCURRENCY: usize = 64;
+/// Remote owners remembered per node; the cache starts over when full.
+const MAX_REMEMBERED_OWNERS: usize = 100_000;
+
+/// Outcome of [`RoomService::activate`].
+enum Activation {
+    Live(ActorRef<RoomMsg>),
+    /// The room is closed and has no actor; serve it from this copy.
+    Closed(Box<Room>),
+}
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -64,6 +75,9 @@ pub struct RoomService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     membership: Arc<dyn Membership>,
+    /// Owners of rooms that live on other nodes, as last located, so that
+    /// requests for them are forwarded without a store read each time.
+    remote_owners: Arc<DashMap<RoomId, NodeId>>,
     defaults: Arc<RoomDefaults>,
     /// Set to `true` when the node stops, which ends every open watch.
     watches_ended: Arc<tokio::sync::watch::Sender<bool>>,
@@ -114,6 +128,7 @@ impl RoomService {
             store,
             clock,
             membership,
+            remote_owners: Arc::default(),
             defaults: Arc::new(config.defaults),
             watches_ended: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
@@ -468,20 +483,72 @@ impl RoomService {
         Err(owner_unavailable(room_id, "the room actor kept stopping"))
     }
 
+    /// Forgets where a room was last seen, after a request forwarded there
+    /// found the room gone.
+    pub fn forget_owner(&self, room_id: RoomId) {
+        self.remote_owners.remove(&room_id);
+    }
+
+    /// Finds or starts the room's actor, if this node owns the room or may
+    /// claim it; otherwise fails with [`RoomError::NotOwner`].
     async fn activate(&self, org: Option<&str>, room_id: RoomId) -> RoomResult<Activation> {
-        let org = org.map(str::to_owned);
-        let result = self
+        if let Some(actor) = registry::running(&self.live, room_id) {
+            return Ok(Activation::Live(actor));
+        }
+        if let Some(owner) = self.remembered_owner(room_id).await {
+            return Err(RoomError::NotOwner {
+                room_id: room_id.to_string(),
+                owner: Some(owner.to_string()),
+            });
+        }
+
+        let acquired = acquire(self.store.as_ref(), self.membership.as_ref(), org, room_id).await;
+        let (room, lease) = match acquired {
+            Ok(Acquired::Owned { room, lease }) => (room, lease),
+            Ok(Acquired::Closed(room)) => return Ok(Activation::Closed(Box::new(room))),
+            Err(RoomError::NotOwner {
+                room_id: id,
+                owner: Some(owner),
+            }) => {
+                self.remember_owner(room_id, NodeId::from_stored(owner.clone()));
+                return Err(RoomError::NotOwner {
+                    room_id: id,
+                    owner: Some(owner),
+                });
+            }
+            Err(fault) => return Err(fault),
+        };
+
+        let spawned = self
             .registry
             .call(
-                |reply| RegistryMsg::Activate {
-                    org,
-                    room_id,
+                |reply| RegistryMsg::Spawn {
+                    room: Box::new(room),
+                    lease,
                     reply,
                 },
                 Some(ACTOR_CALL_TIMEOUT),
             )
             .await;
-        flatten_call(room_id, result)
+        flatten_call(room_id, spawned).map(Activation::Live)
+    }
+
+    /// Returns the room's remote owner as last located, if that node is
+    /// still alive.
+    async fn remembered_owner(&self, room_id: RoomId) -> Option<NodeId> {
+        let owner = self.remote_owners.get(&room_id)?.value().clone();
+        if self.membership.is_alive(&owner).await {
+            return Some(owner);
+        }
+        self.remote_owners.remove(&room_id);
+        None
+    }
+
+    fn remember_owner(&self, room_id: RoomId, owner: NodeId) {
+        if self.remote_owners.len() >= MAX_REMEMBERED_OWNERS {
+            self.remote_owners.clear();
+        }
+        self.remote_owners.insert(room_id, owner);
     }
 
     /// Applies a command to a closed room that has no actor. Only a delete

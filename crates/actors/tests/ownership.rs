@@ -180,7 +180,11 @@ async fn closed_room_lingering_is_stopped_without_a_write() {
         .unwrap();
     let closed = store.load_room(ORG, room_id).await.unwrap().unwrap();
 
-    assert_eq!(node_a.hand_off_rooms().await, 1, "the lingering actor stops cleanly");
+    assert_eq!(
+        node_a.hand_off_rooms().await,
+        1,
+        "the lingering actor stops cleanly"
+    );
 
     let stored = store.load_room(ORG, room_id).await.unwrap().unwrap();
     assert_eq!(stored, closed);

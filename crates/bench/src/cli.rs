@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::load::{Limit, Plan};
+
 /// Longest measured window or warm-up accepted, so that every run stops by
 /// itself within a known time.
 pub const MAX_PHASE: Duration = Duration::from_secs(60 * 60);
@@ -40,6 +42,15 @@ pub enum Command {
     Throughput(ThroughputArgs),
     /// Measure resident memory per open room.
     Memory(MemoryArgs),
+    /// Measure CreateRoom on one clustered node over the Redis store, and
+    /// `redis-benchmark -t set` against the same Redis as the reference.
+    DurableCreate(DurableCreateArgs),
+    /// Measure GetRoom through the owning node and through a second node
+    /// that forwards it to the owner over the internal API.
+    ForwardedGet(ForwardedGetArgs),
+    /// Kill the node that owns every room with SIGKILL and measure how long
+    /// the two surviving nodes take to serve all of them again.
+    Failover(FailoverArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
@@ -50,8 +61,10 @@ pub enum Operation {
     Join,
 }
 
-#[derive(Debug, Args)]
-pub struct ThroughputArgs {
+/// The client side of a measured phase: workers, connections and the
+/// window, shared by every subcommand that drives gRPC load.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
     /// Concurrent client workers. Each sends one request at a time.
     #[arg(long, short = 'c', default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY)))]
@@ -77,6 +90,26 @@ pub struct ThroughputArgs {
     /// example `2s`, or `0s` for none.
     #[arg(long, short = 'w', default_value = "2s", value_parser = warmup_duration)]
     pub warmup: Duration,
+}
+
+impl LoadArgs {
+    /// Returns the load plan these flags describe.
+    pub fn plan(&self) -> Plan {
+        Plan {
+            concurrency: self.concurrency as usize,
+            warmup: self.warmup,
+            limit: match self.requests {
+                Some(count) => Limit::Requests(count),
+                None => Limit::Duration(self.duration),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ThroughputArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     /// Operations to measure, comma-separated. `get` also measures the bare
     /// tonic reference.
@@ -115,6 +148,109 @@ pub struct MemoryArgs {
     #[arg(long, short = 'c', default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY)))]
     pub concurrency: u32,
+}
+
+/// Redis's `appendfsync` setting, which decides when the append-only file
+/// is flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// fsync once per second; a crash loses up to about one second of writes.
+    Everysec,
+    /// fsync before every reply.
+    Always,
+}
+
+impl AppendFsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::Always => "always",
+        }
+    }
+}
+
+/// The Redis server that a cluster benchmark starts for itself.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// When the Redis append-only file is flushed to disk. AOF is always on.
+    #[arg(long, value_enum, default_value_t = AppendFsync::Everysec)]
+    pub appendfsync: AppendFsync,
+
+    /// The redis-server program to start, looked up on PATH unless the
+    /// value contains a slash. It listens on 127.0.0.1 only.
+    #[arg(long, default_value = "redis-server", value_name = "PROGRAM")]
+    pub redis_server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DurableCreateArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// SET requests that redis-benchmark sends (its `-n`). It uses as many
+    /// clients as --concurrency.
+    #[arg(long, default_value_t = 200_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
+    pub redis_requests: u64,
+
+    /// The redis-benchmark program to run, looked up on PATH unless the
+    /// value contains a slash.
+    #[arg(long, default_value = "redis-benchmark", value_name = "PROGRAM")]
+    pub redis_benchmark: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardedGetArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Rooms that node A owns and GetRoom requests cycle through.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub get_rooms: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// The roomd binary to start three times. Build it first with
+    /// `cargo build --release -p roomd-server --bin roomd`.
+    #[arg(long, default_value = "target/release/roomd", value_name = "PATH")]
+    pub roomd: std::path::PathBuf,
+
+    /// Seconds a node's heartbeat lasts (roomd's --node-ttl).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub node_ttl: u64,
+
+    /// Rooms created through node A before it is killed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rooms: u32,
+
+    /// Concurrent GetRoom workers that poll the rooms after the kill, half
+    /// through node B and half through node C. Also the number of workers
+    /// that create the rooms.
+    #[arg(long, short = 'c', default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(2..=i64::from(MAX_CONCURRENCY)))]
+    pub concurrency: u32,
+
+    /// How long to poll after the kill before giving up on the rooms not
+    /// served yet, for example `60s`.
+    #[arg(long, default_value = "60s", value_parser = measured_duration)]
+    pub max_wait: Duration,
+
+    /// Directory for the log files of Redis and the three nodes and for
+    /// Redis's data, which is kept. Without it they go to a temporary
+    /// directory that is removed at the end.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 fn measured_duration(text: &str) -> Result<Duration, String> {
@@ -188,10 +324,10 @@ mod tests {
         let Command::Throughput(args) = parse(&["throughput"]).unwrap().command else {
             panic!("expected the throughput subcommand");
         };
-        assert_eq!(args.concurrency, 32);
-        assert_eq!(args.duration, Duration::from_secs(10));
-        assert_eq!(args.warmup, Duration::from_secs(2));
-        assert_eq!(args.requests, None);
+        assert_eq!(args.load.concurrency, 32);
+        assert_eq!(args.load.duration, Duration::from_secs(10));
+        assert_eq!(args.load.warmup, Duration::from_secs(2));
+        assert_eq!(args.load.requests, None);
         assert_eq!(
             args.ops,
             vec![Operation::Get, Operation::Create, Operation::Join]
@@ -211,6 +347,43 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn cluster_defaults() {
+        let Command::DurableCreate(args) = parse(&["durable-create"]).unwrap().command else {
+            panic!("expected the durable-create subcommand");
+        };
+        assert_eq!(args.load.concurrency, 32);
+        assert_eq!(args.redis.appendfsync, AppendFsync::Everysec);
+        assert_eq!(args.redis_requests, 200_000);
+
+        let Command::Failover(args) = parse(&["failover"]).unwrap().command else {
+            panic!("expected the failover subcommand");
+        };
+        assert_eq!(args.node_ttl, 5);
+        assert_eq!(args.rooms, 10_000);
+        assert_eq!(args.max_wait, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn cluster_rejects_bad_flags() {
+        for bad in [
+            &["durable-create", "--appendfsync", "no"][..],
+            &["durable-create", "--redis-requests", "0"],
+            &["durable-create", "--concurrency", "0"],
+            &["durable-create", "--duration", "5s", "--requests", "10"],
+            &["forwarded-get", "--get-rooms", "0"],
+            &["forwarded-get", "--workers-per-connection", "0"],
+            &["failover", "--node-ttl", "0"],
+            &["failover", "--node-ttl", "301"],
+            &["failover", "--rooms", "0"],
+            &["failover", "--concurrency", "1"],
+            &["failover", "--max-wait", "0s"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse(&["durable-create", "--appendfsync", "always"]).is_ok());
     }
 
     #[test]

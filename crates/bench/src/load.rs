@@ -62,6 +62,16 @@ impl Outcome {
     }
 }
 
+/// Divides the request rate of `measured` by that of `reference`, or
+/// returns 0 when the reference completed nothing.
+pub fn ratio(measured: &Outcome, reference: &Outcome) -> f64 {
+    let reference_rate = reference.requests_per_second();
+    if reference_rate == 0.0 {
+        return 0.0;
+    }
+    measured.requests_per_second() / reference_rate
+}
+
 struct Timeline {
     measure_from: Instant,
     limit: Limit,

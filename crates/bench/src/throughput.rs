@@ -12,22 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use roomd_actors::RoomService;
+use roomd_proto::v1::JoinRoomRequest;
 use roomd_proto::v1::rooms_client::RoomsClient;
-use roomd_proto::v1::{GetRoomRequest, JoinRoomRequest};
-use roomd_server::caller::{ACCOUNT_HEADER, ORG_HEADER};
-use roomd_server::{RoomdServer, ServerConfig};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::Request;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::cli::{Operation, ThroughputArgs};
-use crate::load::{self, Limit, Outcome, Plan};
+use crate::client::{client, connect, create_workers, fetch_room, get_workers, request};
+use crate::load::{self, Limit, Outcome, Plan, ratio};
+use crate::node::Node;
 use crate::reference::ReferenceServer;
 use crate::report::{Phase, Target, ThroughputReport, ThroughputSetup};
-use crate::rooms::{self, ORG, OWNER};
+use crate::rooms::{self, OWNER};
 
 /// GetRoom requests per second of roomd over those of the bare handler
 /// that the benchmark is expected to reach.
@@ -41,24 +37,14 @@ const SETUP_CONCURRENCY: u32 = 8;
 /// and the report counts those creates.
 const ASSUMED_JOINS_PER_SECOND: f64 = 20_000.0;
 
-/// How long the roomd node may take to stop its room actors at the end.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub async fn run(args: &ThroughputArgs) -> Result<ThroughputReport, String> {
     let mut ops = args.ops.clone();
     ops.sort();
     ops.dedup();
 
-    let node = Node::start().await?;
-    let roomd_channels = connect(&node.address, args).await?;
-    let plan = Plan {
-        concurrency: args.concurrency as usize,
-        warmup: args.warmup,
-        limit: match args.requests {
-            Some(count) => Limit::Requests(count),
-            None => Limit::Duration(args.duration),
-        },
-    };
+    let node = Node::start_in_memory().await?;
+    let roomd_channels = connect(&node.address, &args.load).await?;
+    let plan = args.load.plan();
 
     let mut phases = Vec::new();
     let mut get_ratio = None;
@@ -69,12 +55,16 @@ pub async fn run(args: &ThroughputArgs) -> Result<ThroughputReport, String> {
                 .into();
         let sample = fetch_room(&roomd_channels[0], &room_ids[0]).await?;
         let reference = ReferenceServer::start(sample).await?;
-        let reference_channels = connect(&reference.address.to_string(), args).await?;
+        let reference_channels = connect(&reference.address.to_string(), &args.load).await?;
 
         // The reference goes first so that neither server runs on a heap
         // the other one grew.
-        let bare = load::run(plan, get_workers(&reference_channels, &room_ids, args)).await?;
-        let roomd = load::run(plan, get_workers(&roomd_channels, &room_ids, args)).await?;
+        let bare = load::run(
+            plan,
+            get_workers(&reference_channels, &room_ids, &args.load),
+        )
+        .await?;
+        let roomd = load::run(plan, get_workers(&roomd_channels, &room_ids, &args.load)).await?;
         drop(reference_channels);
         reference.stop().await?;
 
@@ -84,12 +74,7 @@ pub async fn run(args: &ThroughputArgs) -> Result<ThroughputReport, String> {
         phases.push(Phase::new("GetRoom", "roomd", &roomd, None));
     }
     if ops.contains(&Operation::Create) {
-        let workers = (0..args.concurrency as usize)
-            .map(|index| CreateWorker {
-                client: client(&roomd_channels, index, args),
-                owner: MetadataValue::from_static(OWNER),
-            })
-            .collect();
+        let workers = create_workers(&roomd_channels, &args.load);
         let created = load::run(plan, workers).await?;
         phases.push(Phase::new("CreateRoom", "roomd", &created, None));
     }
@@ -114,159 +99,6 @@ pub async fn run(args: &ThroughputArgs) -> Result<ThroughputReport, String> {
         phases,
         get_ratio,
     })
-}
-
-/// The roomd node under test, serving on a free port of 127.0.0.1.
-struct Node {
-    address: String,
-    service: RoomService,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), roomd_server::ServerError>>,
-}
-
-impl Node {
-    async fn start() -> Result<Self, String> {
-        let server = RoomdServer::start_in_memory(ServerConfig::default())
-            .await
-            .map_err(|e| format!("cannot start the roomd node: {e}"))?;
-        let service = server.service().clone();
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1 for roomd: {e}"))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| format!("cannot read roomd's address: {e}"))?
-            .to_string();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listener, async {
-            let _ = stopped.await;
-        }));
-        Ok(Node {
-            address,
-            service,
-            shutdown,
-            task,
-        })
-    }
-
-    /// Stops the node. A slow or failed stop is only reported on stderr,
-    /// because the figures are already taken.
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        match tokio::time::timeout(SHUTDOWN_TIMEOUT, self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("roomd-bench: the roomd node failed while stopping: {e}"),
-            Ok(Err(e)) => eprintln!("roomd-bench: the roomd node's task failed: {e}"),
-            Err(_) => eprintln!(
-                "roomd-bench: the roomd node did not stop within {} s",
-                SHUTDOWN_TIMEOUT.as_secs()
-            ),
-        }
-    }
-}
-
-/// Opens ceil(concurrency / workers per connection) HTTP/2 connections.
-async fn connect(address: &str, args: &ThroughputArgs) -> Result<Vec<Channel>, String> {
-    let connections = args.concurrency.div_ceil(args.workers_per_connection);
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| format!("invalid server address {address}: {e}"))?;
-    let mut channels = Vec::with_capacity(connections as usize);
-    for _ in 0..connections {
-        // Each connect() opens its own connection; clones of a Channel
-        // share one.
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        channels.push(channel);
-    }
-    Ok(channels)
-}
-
-fn client(channels: &[Channel], worker: usize, args: &ThroughputArgs) -> RoomsClient<Channel> {
-    let connection = worker / args.workers_per_connection as usize;
-    RoomsClient::new(channels[connection].clone())
-}
-
-/// Builds a request that acts for `account` in the benchmark org.
-fn request<T>(message: T, account: AsciiMetadataValue) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert(ORG_HEADER, MetadataValue::from_static(ORG));
-    request.metadata_mut().insert(ACCOUNT_HEADER, account);
-    request
-}
-
-async fn fetch_room(channel: &Channel, room_id: &str) -> Result<roomd_proto::v1::Room, String> {
-    let message = GetRoomRequest {
-        room_id: room_id.to_owned(),
-    };
-    RoomsClient::new(channel.clone())
-        .get_room(request(message, MetadataValue::from_static(OWNER)))
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|status| format!("cannot read back room {room_id}: {status}"))
-}
-
-fn ratio(roomd: &Outcome, bare: &Outcome) -> f64 {
-    let bare_rate = bare.requests_per_second();
-    if bare_rate == 0.0 {
-        return 0.0;
-    }
-    roomd.requests_per_second() / bare_rate
-}
-
-struct GetWorker {
-    client: RoomsClient<Channel>,
-    room_ids: Arc<[String]>,
-    next: usize,
-    owner: AsciiMetadataValue,
-}
-
-fn get_workers(
-    channels: &[Channel],
-    room_ids: &Arc<[String]>,
-    args: &ThroughputArgs,
-) -> Vec<GetWorker> {
-    (0..args.concurrency as usize)
-        .map(|index| GetWorker {
-            client: client(channels, index, args),
-            room_ids: room_ids.clone(),
-            // Spread the workers over the rooms so that they do not queue on
-            // one room actor.
-            next: index * room_ids.len() / args.concurrency as usize,
-            owner: MetadataValue::from_static(OWNER),
-        })
-        .collect()
-}
-
-impl load::Operation for GetWorker {
-    async fn call(&mut self) -> Result<(), String> {
-        let room_id = self.room_ids[self.next % self.room_ids.len()].clone();
-        self.next += 1;
-        let message = GetRoomRequest { room_id };
-        self.client
-            .get_room(request(message, self.owner.clone()))
-            .await
-            .map(drop)
-            .map_err(|status| format!("GetRoom failed: {status}"))
-    }
-}
-
-struct CreateWorker {
-    client: RoomsClient<Channel>,
-    owner: AsciiMetadataValue,
-}
-
-impl load::Operation for CreateWorker {
-    async fn call(&mut self) -> Result<(), String> {
-        self.client
-            .create_room(request(rooms::create_request(), self.owner.clone()))
-            .await
-            .map(drop)
-            .map_err(|status| format!("CreateRoom failed: {status}"))
-    }
 }
 
 /// Rooms made before the measured window for the join workers to fill.
@@ -310,7 +142,7 @@ async fn run_joins(
     };
     // Each worker may leave its last room partly filled.
     let pool_size =
-        (expected_joins / joins_per_room as f64).ceil() as u64 + u64::from(args.concurrency);
+        (expected_joins / joins_per_room as f64).ceil() as u64 + u64::from(args.load.concurrency);
     let pool_size = u32::try_from(pool_size).map_err(|_| {
         format!("the join benchmark would need {pool_size} rooms; lower --requests or --duration")
     })?;
@@ -349,9 +181,9 @@ fn join_workers(
     inline_creates: &Arc<AtomicU64>,
     args: &ThroughputArgs,
 ) -> Vec<JoinWorker> {
-    (0..args.concurrency as usize)
+    (0..args.load.concurrency as usize)
         .map(|index| JoinWorker {
-            client: client(channels, index, args),
+            client: client(channels, index, &args.load),
             pool: pool.clone(),
             room_id: None,
             joins_left: 0,

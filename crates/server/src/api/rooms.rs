@@ -96,9 +96,15 @@ impl RoomsApi {
                 if !forward::may_retry_elsewhere(&status) || attempt >= forward::ATTEMPTS {
                     return Err(status);
                 }
+                // The owner may have moved on: locate the room afresh.
+                if let Ok(id) = parse_room_id(room_id) {
+                    self.service.forget_owner(id);
+                }
                 warn!(%room_id, owner, attempt, error = %status.message(), "forwarded request failed; locating the room again");
             } else if attempt >= forward::ATTEMPTS {
                 return Err(fault::status(fault));
+            } else if let Ok(id) = parse_room_id(room_id) {
+                self.service.forget_owner(id);
             }
             forward::back_off(attempt).await;
             attempt += 1;
