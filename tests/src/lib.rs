@@ -48,3 +48,4 @@ pub use requests::*;
 pub const ROOMS_SERVICE: &str = "roomd.v1.Rooms";
 /// Fully qualified name of the room definitions service.
 pub const DEFINITIONS_SERVICE: &str = "roomd.v1.Definitions";
+pub mod cluster_client;

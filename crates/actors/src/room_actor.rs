@@ -420,7 +420,8 @@ fn refuse(room: &Room, why: &str, message: RoomMsg) {
             send_reply(reply, Err(not_owner()));
         }
         RoomMsg::Release { reply } => {
-            let _ = reply.send(Ok(()));
+            // Already handed off or fenced: nothing left to release.
+            let _ = reply.send(Err(not_owner()));
         }
         RoomMsg::Timer { .. } | RoomMsg::LingerOver | RoomMsg::Stop => {}
     }

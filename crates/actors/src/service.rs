@@ -39,6 +39,8 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rooms handed off at once while the node drains.
 const HANDOFF_CONCURRENCY: usize = 64;
+/// Passes over the live rooms while the node drains.
+const HANDOFF_ROUNDS: usize = 5;
 /// Remote owners remembered per node; the cache starts over when full.
 const MAX_REMEMBERED_OWNERS: usize = 100_000;
 
@@ -178,14 +180,16 @@ impl RoomService {
         if let Some(request_id) = request_id {
             roomd_model::validate::identifier("requestId", request_id)?;
         }
-        if !self.membership.serving() {
-            return Err(RoomError::StoreUnavailable {
-                message: "this node is rejoining the cluster".into(),
-            });
+        let room_id = RoomId::generate();
+        if !self.membership.serving() || self.membership.draining() {
+            return Err(owner_unavailable(
+                room_id,
+                "this node takes no new rooms while it rejoins the cluster or shuts down",
+            ));
         }
         let definition = load_definition(self.store.as_ref(), org).await?;
         let (room, mut events) = Room::create(
-            RoomId::generate(),
+            room_id,
             org,
             request,
             &definition,
@@ -405,22 +409,22 @@ impl RoomService {
     /// for it, gives up its lease and stops. Returns how many rooms were
     /// handed off.
     pub async fn hand_off_rooms(&self) -> usize {
-        let actors: Vec<ActorRef<RoomMsg>> = self
-            .live
-            .iter()
-            .map(|entry| entry.value().clone())
-            .collect();
-        futures::stream::iter(actors)
-            .map(|actor| async move {
-                let released = actor
-                    .call(|reply| RoomMsg::Release { reply }, Some(ACTOR_CALL_TIMEOUT))
-                    .await;
-                matches!(released, Ok(CallResult::Success(Ok(()))))
-            })
-            .buffer_unordered(HANDOFF_CONCURRENCY)
-            .filter(|released| std::future::ready(*released))
-            .count()
-            .await
+        // A create or activation that began before the drain may start an
+        // actor after a round took its snapshot, so go round until none is
+        // left.
+        let mut handed_off = 0;
+        for _ in 0..HANDOFF_ROUNDS {
+            let actors: Vec<ActorRef<RoomMsg>> = self
+                .live
+                .iter()
+                .map(|entry| entry.value().clone())
+                .collect();
+            if actors.is_empty() {
+                break;
+            }
+            handed_off += hand_off(actors).await;
+        }
+        handed_off
     }
 
     /// Stops every room actor at once, without touching the store: the node
@@ -571,6 +575,21 @@ impl RoomService {
         }
         Ok(room)
     }
+}
+
+/// Asks each actor to hand its room off, and counts those that did.
+async fn hand_off(actors: Vec<ActorRef<RoomMsg>>) -> usize {
+    futures::stream::iter(actors)
+        .map(|actor| async move {
+            let released = actor
+                .call(|reply| RoomMsg::Release { reply }, Some(ACTOR_CALL_TIMEOUT))
+                .await;
+            matches!(released, Ok(CallResult::Success(Ok(()))))
+        })
+        .buffer_unordered(HANDOFF_CONCURRENCY)
+        .filter(|released| std::future::ready(*released))
+        .count()
+        .await
 }
 
 /// Why a room actor gave no reply.

@@ -93,6 +93,15 @@ impl Cluster {
         info!(node_id = %self.node.node_id(), handed_off, "drain done");
     }
 
+    /// Waits until every other node has read the directory at least once
+    /// since the drain, so that none still places rooms here or forwards
+    /// requests for the rooms handed off. The node keeps serving meanwhile.
+    pub async fn settle(&self) {
+        let delay = self.node.config().scan_interval() * 2;
+        debug!(delay_ms = delay.as_millis() as u64, "waiting for the other nodes to see the drain");
+        tokio::time::sleep(delay).await;
+    }
+
     /// Stops the background tasks and removes the node from the directory.
     pub async fn leave(&self) {
         self.stop.send_replace(true);

@@ -169,6 +169,8 @@ impl RoomdServer {
                 shutdown.await;
                 if let Some(cluster) = draining {
                     cluster.drain().await;
+                    health.set_not_serving::<RoomsServer<RoomsApi>>().await;
+                    cluster.settle().await;
                 }
                 info!("shutdown requested; finishing running requests");
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;

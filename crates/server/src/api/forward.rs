@@ -15,14 +15,17 @@ use std::time::Duration;
 
 use roomd_actors::Membership;
 use roomd_cluster::{Cluster, Placement};
+use roomd_model::RoomError;
 use roomd_proto::v1::rooms_client::RoomsClient;
 use roomd_store::NodeId;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 use tracing::debug;
 
 use crate::caller::{ACCOUNT_HEADER, ORG_HEADER, ROLES_HEADER};
+use crate::fault;
 
 /// Metadata naming the node that forwarded a request, for the owner's logs.
 pub const FORWARDED_BY_HEADER: &str = "x-roomd-forwarded-by";
@@ -57,12 +60,13 @@ impl Forwarder {
         self.client(&address)
     }
 
-    /// Returns a client for the node a new room should go to, or `None`
-    /// when this node should take it.
-    pub(super) fn placement(&self) -> Option<RoomsClient<Channel>> {
-        match self.cluster.node().place() {
+    /// Returns the node a new room should go to, and a client for it, or
+    /// `None` when this node should take it. Nodes in `failed` already
+    /// failed to take this room.
+    pub(super) fn placement(&self, failed: &[NodeId]) -> Option<(NodeId, RoomsClient<Channel>)> {
+        match self.cluster.node().place_excluding(failed) {
             Placement::Here => None,
-            Placement::Elsewhere(info) => self.client(&info.address),
+            Placement::Elsewhere(info) => Some((info.id, self.client(&info.address)?)),
         }
     }
 
@@ -93,10 +97,34 @@ impl Forwarder {
     }
 }
 
-/// Tells whether a fault from another node means that the room moved or
-/// the node went away, so that locating the room again may help.
+/// Tells whether a forwarded request failed because the room moved or the
+/// node went away, so that locating the room again may help: a retryable
+/// roomd fault, or any failure that did not come from a roomd handler (a
+/// connection refused, reset or closed while the peer stopped).
 pub(super) fn may_retry_elsewhere(status: &Status) -> bool {
-    status.code() == Code::Unavailable
+    status.code() == Code::Unavailable || !is_roomd_fault(status)
+}
+
+/// Tells whether a status is a fault that a roomd node returned, rather
+/// than a transport failure on the way to it.
+pub(super) fn is_roomd_fault(status: &Status) -> bool {
+    status
+        .get_error_details()
+        .error_info()
+        .is_some_and(|info| info.domain == fault::DOMAIN)
+}
+
+/// Returns the status to give the client after the last try: the peer's
+/// own fault, or, for a transport failure, a retryable `unavailable.owner`
+/// fault that names the room.
+pub(super) fn give_up(room_id: &str, status: Status) -> Status {
+    if is_roomd_fault(&status) {
+        return status;
+    }
+    fault::status(RoomError::OwnerUnavailable {
+        room_id: room_id.to_owned(),
+        message: format!("forwarding to its node failed: {}", status.message()),
+    })
 }
 
 /// Waits before the `attempt`-th try (counted from 1).

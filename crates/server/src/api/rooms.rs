@@ -94,7 +94,7 @@ impl RoomsApi {
                         Err(status) => status,
                     };
                 if !forward::may_retry_elsewhere(&status) || attempt >= forward::ATTEMPTS {
-                    return Err(status);
+                    return Err(forward::give_up(room_id, status));
                 }
                 // The owner may have moved on: locate the room afresh.
                 if let Ok(id) = parse_room_id(room_id) {
@@ -189,21 +189,28 @@ impl Rooms for RoomsApi {
         let caller = caller(&request)?;
         tracing::Span::current().record("org", caller.org.as_str());
 
-        // A new room goes to the node with the fewest rooms. If that node
-        // cannot be reached, this one takes the room.
-        if let Some(forwarder) = &self.forwarder
-            && let Some(mut client) = forwarder.placement()
-        {
-            let forwarded = forwarder.request(request.metadata(), request.get_ref().clone());
-            match client.create_room(forwarded).await {
-                Ok(reply) => {
-                    tracing::Span::current().record("room_id", reply.get_ref().id.as_str());
-                    return Ok(reply);
+        // A new room goes to the node with the fewest rooms. A node that
+        // cannot take it is passed over for the next one, and this node
+        // takes the room when it is the best choice left.
+        if let Some(forwarder) = &self.forwarder {
+            let mut failed = Vec::new();
+            while let Some((node, mut client)) = forwarder.placement(&failed) {
+                let forwarded = forwarder.request(request.metadata(), request.get_ref().clone());
+                let status = match client.create_room(forwarded).await {
+                    Ok(reply) => {
+                        tracing::Span::current().record("room_id", reply.get_ref().id.as_str());
+                        return Ok(reply);
+                    }
+                    Err(status) => status,
+                };
+                if !forward::may_retry_elsewhere(&status) {
+                    return Err(status);
                 }
-                Err(status) if forward::may_retry_elsewhere(&status) => {
-                    warn!(error = %status.message(), "placing the room elsewhere failed; creating it here");
+                warn!(node_id = %node, error = %status.message(), "placing a room on another node failed; trying the next one");
+                failed.push(node);
+                if failed.len() >= forward::ATTEMPTS as usize {
+                    break;
                 }
-                Err(status) => return Err(status),
             }
         }
 
