@@ -54,9 +54,37 @@ impl From<StoreError> for RoomError {
                 room_id,
                 message: "the room changed under its owner, which is reloading it".into(),
             },
+            // The fault's own text already says "store unavailable".
+            StoreError::Unavailable(message) => RoomError::StoreUnavailable { message },
             other => RoomError::StoreUnavailable {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_fault_names_the_store_once() {
+        let fault = RoomError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(fault.to_string(), "store unavailable: connection refused");
+        assert_eq!(fault.reason(), "unavailable.store");
+    }
+
+    #[test]
+    fn fenced_write_sends_the_request_on() {
+        let fault = RoomError::from(StoreError::Fenced {
+            room_id: "r1".into(),
+        });
+        assert_eq!(
+            fault,
+            RoomError::NotOwner {
+                room_id: "r1".into(),
+                owner: None
+            }
+        );
     }
 }
