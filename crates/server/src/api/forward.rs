@@ -70,6 +70,18 @@ impl Forwarder {
         }
     }
 
+    /// Reads the node directory again after a peer could not be reached,
+    /// so that the next try sees a node whose heartbeat expired as dead
+    /// and claims its room instead of forwarding there again.
+    pub(super) async fn peer_unreachable(&self, status: &Status) {
+        if is_roomd_fault(status) {
+            return;
+        }
+        if let Err(error) = self.cluster.node().refresh().await {
+            debug!(error = %error, "could not read the node directory");
+        }
+    }
+
     fn client(&self, address: &str) -> Option<RoomsClient<Channel>> {
         match self.cluster.peers().rooms(address) {
             Ok(client) => Some(client),

@@ -96,10 +96,12 @@ impl RoomsApi {
                 if !forward::may_retry_elsewhere(&status) || attempt >= forward::ATTEMPTS {
                     return Err(forward::give_up(room_id, status));
                 }
-                // The owner may have moved on: locate the room afresh.
+                // The owner may have moved on, or died: locate the room
+                // afresh.
                 if let Ok(id) = parse_room_id(room_id) {
                     self.service.forget_owner(id);
                 }
+                forwarder.peer_unreachable(&status).await;
                 warn!(%room_id, owner, attempt, error = %status.message(), "forwarded request failed; locating the room again");
             } else if attempt >= forward::ATTEMPTS {
                 return Err(fault::status(fault));
