@@ -100,14 +100,20 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Tells whether Redis on $redis_port replies PONG to PING.
-redis_replies_pong() {
-    local reply=''
+# Tells whether the Redis on $redis_port is the process $1. Another
+# cluster's Redis on the same port would reply to PING as well.
+redis_is_process() {
+    local pid=$1 line='' found=1
     exec 3<>"/dev/tcp/$HOST/$redis_port" || return 1
-    printf 'PING\r\n' >&3
-    IFS= read -r -t 1 reply <&3 || true
+    printf 'INFO server\r\n' >&3
+    while IFS= read -r -t 1 line <&3; do
+        if [[ $line == process_id:* ]]; then
+            [[ ${line#process_id:} == "$pid"$'\r' ]] && found=0
+            break
+        fi
+    done
     exec 3>&-
-    [[ $reply == +PONG* ]]
+    return "$found"
 }
 
 # Waits up to 20 s until the check "$@" succeeds, or fails when process
@@ -140,16 +146,22 @@ setsid redis-server \
     </dev/null &
 pids+=("$!")
 names+=("redis-server")
-wait_until "$!" "redis-server" "$redis_log" redis_replies_pong
+wait_until "$!" "redis-server" "$redis_log" redis_is_process "$!"
 redis_url=redis://$HOST:$redis_port
 
+# Tells whether the node logging to $1 has started since the log had $2
+# lines: logs are appended to, so earlier runs stay readable.
 node_has_started() {
-    grep -q "roomd listening" "$1"
+    tail -n "+$(($2 + 1))" "$1" | grep -q "roomd listening"
 }
 
 for i in "${!public_ports[@]}"; do
     node=$((i + 1))
     node_log=$cluster_dir/node-$node.log
+    log_lines=0
+    if [[ -f $node_log ]]; then
+        log_lines=$(wc -l <"$node_log")
+    fi
     internal_address=$HOST:${internal_ports[i]}
     setsid "$roomd" \
         --listen "$HOST:${public_ports[i]}" \
@@ -158,10 +170,10 @@ for i in "${!public_ports[@]}"; do
         --redis-url "$redis_url" \
         --node-ttl "$node_ttl" \
         "$@" \
-        </dev/null >"$node_log" 2>&1 &
+        </dev/null >>"$node_log" 2>&1 &
     pids+=("$!")
     names+=("node $node")
-    wait_until "$!" "node $node" "$node_log" node_has_started "$node_log"
+    wait_until "$!" "node $node" "$node_log" node_has_started "$node_log" "$log_lines"
 done
 
 echo
@@ -174,14 +186,28 @@ for i in "${!public_ports[@]}"; do
 done
 echo "roomctl is built by: cargo build --release -p roomctl (then target/release/roomctl)"
 
-# Returns when any process exits, and the EXIT trap then stops the others.
-set +e
-wait -n "${pids[@]}"
-status=$?
-set -e
-for i in "${!pids[@]}"; do
-    if ! kill -0 "${pids[i]}" 2>/dev/null; then
-        echo "local-cluster: ${names[i]} exited with status $status. Stopping the cluster." >&2
-    fi
+# A node that exits (killed to try failover, say) is reported, and the
+# other nodes adopt its rooms. The cluster runs on until Ctrl-C, or until
+# Redis or the last node exits, and the EXIT trap then stops what is left.
+running=("${pids[@]}")
+while ((${#running[@]} > 1)); do
+    set +e
+    wait -n "${running[@]}"
+    status=$?
+    set -e
+    still_running=()
+    for i in "${!pids[@]}"; do
+        [[ " ${running[*]} " == *" ${pids[i]} "* ]] || continue
+        if kill -0 "${pids[i]}" 2>/dev/null; then
+            still_running+=("${pids[i]}")
+        elif ((i == 0)); then
+            echo "local-cluster: redis-server exited with status $status. Stopping the cluster." >&2
+            exit 1
+        else
+            echo "local-cluster: ${names[i]} exited with status $status; the other nodes adopt its rooms." >&2
+        fi
+    done
+    running=("${still_running[@]}")
 done
+echo "local-cluster: no roomd node is left. Stopping the cluster." >&2
 exit 1

@@ -106,12 +106,15 @@ async fn shutdown_ends_open_watch() {
 
     node.shutdown().await.expect("server stops cleanly");
 
-    // The room stays open, so only the shutdown can end the stream.
+    // The room stays open, so only the shutdown can end the stream. It
+    // ends with a retryable fault that says where to resume.
     let ended = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("the watch stream is still open after shutdown");
+    let status = ended.expect_err("the stream must end with a fault, not cleanly");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
     assert!(
-        !matches!(ended, Ok(Some(_))),
-        "an event arrived after shutdown: {ended:?}"
+        status.message().contains("sequence number 3"),
+        "the fault names where to resume: {status:?}"
     );
 }

@@ -311,3 +311,39 @@ async fn bad_input_prints_reason_and_path() {
         "a rejected create stored a room"
     );
 }
+
+/// `roomctl ... | head` closes the pipe early: roomctl stops quietly with
+/// status 0 instead of panicking on the failed write.
+#[tokio::test]
+async fn closed_stdout_pipe_ends_output_quietly() {
+    let roomd = RoomdProcess::spawn(&[]).await;
+    let room = roomctl_json(&roomd, &["create", "--label", "Piped", "--open"]).await;
+    let room_id = room["_id"].as_str().expect("room id").to_owned();
+
+    for args in [
+        vec!["get", room_id.as_str()],
+        vec!["watch", room_id.as_str(), "--from-seq", "1"],
+    ] {
+        let program = binary("roomctl");
+        let url = roomd.url();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(program)
+                .env("ROOMD_ADDR", url)
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("roomctl starts");
+            // Close the read end at once, as `| true` does.
+            drop(child.stdout.take());
+            child.wait_with_output().expect("roomctl exits")
+        })
+        .await
+        .expect("roomctl task completes");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "roomctl panicked: {stderr}");
+    }
+}

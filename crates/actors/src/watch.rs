@@ -80,7 +80,18 @@ impl Follower {
             let received = tokio::select! {
                 received = live.recv() => received,
                 () = self.sender.closed() => return Err(Stop::WatcherGone),
-                _ = self.ended.wait_for(|ended| *ended) => return Ok(()),
+                _ = self.ended.wait_for(|ended| *ended) => {
+                    // A retryable fault tells the watcher to resume
+                    // elsewhere; a clean end would read as the end of the
+                    // room's log.
+                    return Err(Stop::Fault(RoomError::OwnerUnavailable {
+                        room_id: self.room_id.to_string(),
+                        message: format!(
+                            "this node is stopping; watch again from sequence number {}",
+                            self.next_seq
+                        ),
+                    }));
+                }
             };
             let state = match received {
                 Ok(event) if event.seq < self.next_seq => LogState::Open,

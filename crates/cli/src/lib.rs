@@ -199,10 +199,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .into_inner();
             while let Some(event) = stream.message().await? {
                 let event = convert::from_event(&event).map_err(CliError::Response)?;
-                println!(
-                    "{}",
-                    serde_json::to_string(&event).expect("events serialize")
-                );
+                let line = serde_json::to_string(&event).expect("events serialize");
+                if !write_stdout(&line) {
+                    break;
+                }
             }
         }
     }
@@ -262,8 +262,17 @@ fn capitalize(upper: &str) -> String {
 }
 
 fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
+    write_stdout(&serde_json::to_string_pretty(value).expect("JSON values serialize"));
+}
+
+/// Writes one line to stdout. Returns `false` when stdout no longer takes
+/// output, as when the reader of a pipe exits early (`roomctl watch | head`):
+/// that ends the output quietly instead of panicking as `println!` would.
+fn write_stdout(line: &str) -> bool {
+    use std::io::Write;
+
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_ok()
 }

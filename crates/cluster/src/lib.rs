@@ -98,7 +98,10 @@ impl Cluster {
     /// requests for the rooms handed off. The node keeps serving meanwhile.
     pub async fn settle(&self) {
         let delay = self.node.config().scan_interval() * 2;
-        debug!(delay_ms = delay.as_millis() as u64, "waiting for the other nodes to see the drain");
+        debug!(
+            delay_ms = delay.as_millis() as u64,
+            "waiting for the other nodes to see the drain"
+        );
         tokio::time::sleep(delay).await;
     }
 

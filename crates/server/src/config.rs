@@ -113,6 +113,19 @@ fn timeout_secs(text: &str) -> Result<u32, String> {
     }
 }
 
+impl Args {
+    /// Checks what clap cannot check without printing the value: a
+    /// `--redis-url` may carry a password, which clap's own message would
+    /// repeat.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.redis_url {
+            roomd_store::RedisConfig::check_url(url)
+                .map_err(|message| format!("invalid --redis-url: {message}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything a node needs to run, independent of how it was parsed.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -175,6 +188,35 @@ mod tests {
         assert_eq!(args.unused_timeout, 300);
         assert_eq!(args.empty_timeout, 300);
         assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn redis_urls_are_checked_at_start() {
+        let good = Args::try_parse_from(["roomd", "--redis-url", "redis://127.0.0.1:6379/2"]);
+        assert_eq!(good.unwrap().check(), Ok(()));
+
+        for bad in [
+            "not a url",
+            "http://127.0.0.1:6379",
+            "rediss://127.0.0.1:6379",
+        ] {
+            let args = Args::try_parse_from(["roomd", "--redis-url", bad]).unwrap();
+            let message = args.check().unwrap_err();
+            assert!(
+                message.starts_with("invalid --redis-url"),
+                "{bad}: {message}"
+            );
+        }
+
+        let secret = "redis://:s3cret@127.0.0.1:99999";
+        let message = Args::try_parse_from(["roomd", "--redis-url", secret])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(
+            !message.contains("s3cret"),
+            "the password leaked: {message}"
+        );
     }
 
     #[test]

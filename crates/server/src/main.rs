@@ -18,6 +18,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(message) = args.check() {
+        eprintln!("roomd: {message}");
+        return ExitCode::from(2);
+    }
     if let Err(message) = install_tracing(&args) {
         eprintln!("roomd: {message}");
         return ExitCode::FAILURE;

@@ -106,6 +106,21 @@ impl RedisConfig {
             ..RedisConfig::default()
         }
     }
+
+    /// Checks that `url` is a Redis URL this build can connect to, without
+    /// connecting. The message names the URL without its password.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        let shown = redact_url(url);
+        if !url.starts_with("redis://") {
+            return Err(format!(
+                "{shown:?} is not supported: use redis://[user:password@]host[:port][/db] \
+                 (rediss:// needs a TLS build of roomd)"
+            ));
+        }
+        url.into_connection_info()
+            .map(|_| ())
+            .map_err(|e| format!("{shown:?} is not a valid Redis URL: {e}"))
+    }
 }
 
 impl Default for RedisConfig {
