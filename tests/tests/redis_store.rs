@@ -1296,3 +1296,27 @@ async fn write_to_paused_redis_is_ambiguous() {
     .await;
     assert_eq!(log[2..], events[..]);
 }
+
+#[tokio::test]
+async fn overdue_rooms_are_listed_until_closed() {
+    let (_server, store) = start().await;
+    let lease = first_lease("node-a");
+    let mut room = create(&store, "node-a").await;
+    open(&store, &mut room, &lease).await;
+    let (deadline, _) = room.next_deadline().expect("an open room has a deadline");
+
+    let before_deadline = store
+        .overdue_rooms(deadline - chrono::Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    assert!(before_deadline.is_empty(), "listed early: {before_deadline:?}");
+
+    let after_deadline = deadline + chrono::Duration::seconds(1);
+    let overdue = store.overdue_rooms(after_deadline, 10).await.unwrap();
+    assert_eq!(overdue, vec![room.id]);
+    assert!(store.overdue_rooms(after_deadline, 0).await.unwrap().is_empty());
+
+    close(&store, &mut room, &lease).await;
+    let overdue = store.overdue_rooms(after_deadline, 10).await.unwrap();
+    assert!(overdue.is_empty(), "a closed room has no timer: {overdue:?}");
+}

@@ -162,6 +162,11 @@ impl RoomService {
         &self.membership
     }
 
+    /// Tells whether this node runs an actor for the room.
+    pub fn runs(&self, room_id: RoomId) -> bool {
+        registry::running(&self.live, room_id).is_some()
+    }
+
     /// Returns how many room actors run on this node.
     pub fn live_rooms(&self) -> usize {
         self.live.len()

@@ -1,7 +1,7 @@
 //! Running roomd on many nodes that share one store.
 //!
 //! - [`node`]: [`ClusterNode`], this node's id, heartbeat state and view of
-//!   the others; it is the [`roomd_actors::Membership`] the registry asks
+//!   the others; it is the [`roomd_actors::Membership`] the registry consults
 //!   before it claims a room, and it places new rooms by load.
 //! - [`peers`]: pooled connections to the other nodes' internal API, over
 //!   which requests for their rooms are forwarded.
@@ -188,6 +188,41 @@ impl Cluster {
                 self.adopt_rooms_of(Some(&dead)).await;
             }
             self.adopt_rooms_of(None).await;
+            self.start_overdue_rooms().await;
+        }
+    }
+
+    /// Starts the actors of this node's rooms whose timers are overdue by
+    /// more than a node TTL but that no actor runs (their restart budget
+    /// ran out, say), and adopts such rooms of dead owners. Rooms that
+    /// another live node owns are left to that node's own sweep.
+    async fn start_overdue_rooms(&self) {
+        let grace = chrono::Duration::from_std(self.node.config().node_ttl)
+            .unwrap_or(chrono::Duration::MAX);
+        let before = chrono::Utc::now() - grace;
+        let rooms = match self
+            .node
+            .directory()
+            .overdue_rooms(before, ADOPTION_BATCH)
+            .await
+        {
+            Ok(rooms) => rooms,
+            Err(error) => {
+                debug!(error = %error, "could not list rooms with overdue timers");
+                return;
+            }
+        };
+        for room_id in rooms {
+            if self.service.runs(room_id) {
+                continue;
+            }
+            match self.service.adopt(room_id).await {
+                Ok(true) => warn!(%room_id, "room with an overdue timer had no actor; started it"),
+                Ok(false) => {}
+                Err(fault) => {
+                    warn!(%room_id, error = %fault, "starting a room with an overdue timer failed")
+                }
+            }
         }
     }
 

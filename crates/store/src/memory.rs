@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use roomd_model::{Event, Level, Room, RoomDefinition, RoomId, RoomState};
 use tokio::sync::broadcast;
 
@@ -406,6 +407,23 @@ impl NodeDirectory for MemoryStore {
             .values()
             .any(|stored| stored.owner.as_ref() == Some(node));
         Ok(!inner.nodes.contains_key(node) && !owns_rooms)
+    }
+
+    async fn overdue_rooms(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RoomId>> {
+        let inner = self.lock();
+        Ok(inner
+            .rooms
+            .values()
+            .filter(|stored| stored.room.state != RoomState::Closed)
+            .filter(|stored| {
+                stored
+                    .room
+                    .next_deadline()
+                    .is_some_and(|(deadline, _)| deadline < before)
+            })
+            .map(|stored| stored.room.id)
+            .take(limit)
+            .collect())
     }
 
     async fn owned_rooms(&self, node: Option<&NodeId>, limit: usize) -> StoreResult<Vec<RoomId>> {

@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use roomd_model::RoomId;
 use serde::{Deserialize, Serialize};
 
@@ -115,4 +116,10 @@ pub trait NodeDirectory: Send + Sync + 'static {
     /// Returns up to `limit` rooms owned by `node`, or, with `None`, rooms
     /// that their owner released. Adoption claims them.
     async fn owned_rooms(&self, node: Option<&NodeId>, limit: usize) -> StoreResult<Vec<RoomId>>;
+
+    /// Returns up to `limit` rooms, not closed, whose next deadline lies
+    /// before `before`: timers that should have fired by then. Each node
+    /// looks at these, so that a room whose actor is not running (its owner
+    /// died unnoticed, or its restart budget ran out) still closes on time.
+    async fn overdue_rooms(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RoomId>>;
 }

@@ -61,6 +61,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisResult};
 use roomd_model::{Event, Level, Room, RoomDefinition, RoomId, RoomState};
@@ -692,6 +693,22 @@ impl NodeDirectory for RedisStore {
         let mut command = redis::cmd("SRANDMEMBER");
         command.arg(key).arg(limit);
         let members: Vec<String> = self.query(&command, "listing owned rooms").await?;
+        members.iter().map(|member| parse_room_id(member)).collect()
+    }
+
+    async fn overdue_rooms(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RoomId>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut command = redis::cmd("ZRANGEBYSCORE");
+        command
+            .arg(self.keys.deadlines())
+            .arg("-inf")
+            .arg(before.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let members: Vec<String> = self.query(&command, "listing overdue rooms").await?;
         members.iter().map(|member| parse_room_id(member)).collect()
     }
 }
