@@ -1309,14 +1309,26 @@ async fn overdue_rooms_are_listed_until_closed() {
         .overdue_rooms(deadline - chrono::Duration::seconds(1), 10)
         .await
         .unwrap();
-    assert!(before_deadline.is_empty(), "listed early: {before_deadline:?}");
+    assert!(
+        before_deadline.is_empty(),
+        "listed early: {before_deadline:?}"
+    );
 
     let after_deadline = deadline + chrono::Duration::seconds(1);
     let overdue = store.overdue_rooms(after_deadline, 10).await.unwrap();
     assert_eq!(overdue, vec![room.id]);
-    assert!(store.overdue_rooms(after_deadline, 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .overdue_rooms(after_deadline, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     close(&store, &mut room, &lease).await;
     let overdue = store.overdue_rooms(after_deadline, 10).await.unwrap();
-    assert!(overdue.is_empty(), "a closed room has no timer: {overdue:?}");
+    assert!(
+        overdue.is_empty(),
+        "a closed room has no timer: {overdue:?}"
+    );
 }

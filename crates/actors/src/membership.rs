@@ -1,5 +1,5 @@
-//! What room actors need to know about the cluster: who this node is,
-//! whether it may serve, and whether another node is alive.
+//! The cluster as room actors see it: this node's id, whether it may
+//! serve, and whether another node is alive.
 
 use async_trait::async_trait;
 use roomd_store::NodeId;
@@ -21,7 +21,7 @@ pub trait Membership: Send + Sync + 'static {
     fn draining(&self) -> bool;
 
     /// Whether `node` is alive. Before a node claims a room from an owner,
-    /// it asks here; a node that is not known to be alive after a fresh
+    /// it checks here; a node that is not known to be alive after a fresh
     /// look at the directory counts as dead.
     async fn is_alive(&self, node: &NodeId) -> bool;
 }

@@ -5,8 +5,8 @@
 //! before the reply goes out, under the node's lease on the room. If the
 //! store rejects it as stale, or its outcome is unknown, the actor fails so
 //! that the registry reloads the room from the store rather than trusting
-//! memory. If the store refuses the lease, another node owns the room now:
-//! the actor answers every request still in its mailbox with
+//! memory. If the store rejects the lease, another node owns the room now:
+//! the actor replies to every request still in its mailbox with
 //! [`RoomError::NotOwner`] and stops.
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub const EXIT_CLOSED: &str = "closed";
 pub const EXIT_DELETED: &str = "deleted";
 /// Exit reason of a room actor whose node handed the room off.
 pub const EXIT_RELEASED: &str = "released";
-/// Exit reason of a room actor whose lease the store refused, or whose node
+/// Exit reason of a room actor whose lease the store rejected, or whose node
 /// lost its membership.
 pub const EXIT_FENCED: &str = "fenced";
 
@@ -57,7 +57,7 @@ pub enum RoomMsg {
     Stop,
 }
 
-/// What a room actor starts with.
+/// Arguments of a room actor: the room and the lease it is written under.
 pub struct RoomStart {
     /// The room as just loaded from, or written to, the store.
     pub room: Room,
@@ -76,7 +76,7 @@ pub struct RoomActorState {
     room: Room,
     lease: Lease,
     /// Set once the room was handed off or fenced: the actor no longer owns
-    /// it, answers [`RoomError::NotOwner`] and is about to stop.
+    /// it, replies [`RoomError::NotOwner`] and is about to stop.
     gone: Option<&'static str>,
     timer: Option<JoinHandle<Result<(), MessagingErr<RoomMsg>>>>,
     /// Bumped whenever the timer is re-armed, so that a stale timer message
@@ -139,7 +139,7 @@ impl Actor for RoomActor {
         if let Some(gone) = state.gone {
             match message {
                 RoomMsg::Stop => myself.stop(Some(gone.into())),
-                other => refuse(&state.room, gone, other),
+                other => reject_unowned(&state.room, gone, other),
             }
             return Ok(());
         }
@@ -294,7 +294,7 @@ impl RoomActor {
     }
 
     /// Gives up the lease so that another node adopts the room. Requests
-    /// still queued are answered with [`RoomError::NotOwner`], so that the
+    /// still queued get [`RoomError::NotOwner`] in reply, so that the
     /// node forwards them to the next owner.
     async fn release(
         &self,
@@ -336,7 +336,7 @@ impl RoomActor {
 
     /// Handles a failed commit. A store that was unreachable applied
     /// nothing, so the caller gets a retryable fault and the room stays as
-    /// it was. A refused lease means another node owns the room: the actor
+    /// it was. A rejected lease means another node owns the room: the actor
     /// stops. A stale version or an unknown outcome means memory can no
     /// longer be trusted: the actor fails and the registry reloads it.
     fn commit_failed(
@@ -408,15 +408,15 @@ fn stamp(mut events: Vec<Event>, lease: &Lease) -> Vec<Event> {
     events
 }
 
-/// Answers a message that reached an actor which no longer owns its room.
-fn refuse(room: &Room, why: &str, message: RoomMsg) {
+/// Replies to a message that reached an actor which no longer owns its room.
+fn reject_unowned(room: &Room, why: &str, message: RoomMsg) {
     let not_owner = || RoomError::NotOwner {
         room_id: room.id.to_string(),
         owner: None,
     };
     match message {
         RoomMsg::Get { reply, .. } | RoomMsg::Command { reply, .. } => {
-            debug!(room_id = %room.id, why, "request refused: room no longer owned here");
+            debug!(room_id = %room.id, why, "request rejected: the room is no longer owned here");
             send_reply(reply, Err(not_owner()));
         }
         RoomMsg::Release { reply } => {

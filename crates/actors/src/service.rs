@@ -1,7 +1,7 @@
 //! [`RoomService`]: what the server calls for every room operation.
 //!
 //! Requests for a live room go straight to its actor, found in the shared
-//! live map; on a miss the registry activates the room, or answers
+//! live map; on a miss the room is activated here, or the call fails with
 //! [`RoomError::NotOwner`] when another node owns it (the server then
 //! forwards the request there). Finds, watches and definitions read the
 //! store directly, and a closed room without an actor is served from its
@@ -410,8 +410,8 @@ impl RoomService {
         }
     }
 
-    /// Hands every room of this node off: each actor answers what is queued
-    /// for it, gives up its lease and stops. Returns how many rooms were
+    /// Hands every room of this node off: each actor replies to what is
+    /// queued for it, gives up its lease and stops. Returns how many rooms were
     /// handed off.
     pub async fn hand_off_rooms(&self) -> usize {
         // A create or activation that began before the drain may start an
@@ -597,11 +597,11 @@ async fn hand_off(actors: Vec<ActorRef<RoomMsg>>) -> usize {
         .await
 }
 
-/// Why a room actor gave no reply.
+/// Reason a room actor gave no reply.
 enum Unanswered {
     /// The reply came back as a fault.
     Fault(RoomError),
-    /// The actor stopped before it answered.
+    /// The actor stopped before it replied.
     Dropped,
     TimedOut,
 }

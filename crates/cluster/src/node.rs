@@ -40,7 +40,7 @@ impl ClusterConfig {
     }
 }
 
-/// Where a new room goes.
+/// Target node of a new room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
     Here,
@@ -98,7 +98,7 @@ impl ClusterNode {
         &self.directory
     }
 
-    /// What this node publishes about itself.
+    /// Returns the description this node publishes with its heartbeat.
     pub fn info(&self) -> NodeInfo {
         NodeInfo {
             id: self.node_id(),
@@ -112,7 +112,8 @@ impl ClusterNode {
         *self.rooms.lock().unwrap_or_else(|e| e.into_inner()) = rooms as u64;
     }
 
-    /// Stops taking rooms; the next heartbeat tells the other nodes.
+    /// Stops taking rooms. The next heartbeat announces it to the other
+    /// nodes.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }

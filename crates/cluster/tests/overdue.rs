@@ -64,9 +64,16 @@ async fn overdue_room_without_actor_closes() {
             break;
         }
     }
-    assert_eq!(state, RoomState::Closed, "the overdue scan did not close the room");
+    assert_eq!(
+        state,
+        RoomState::Closed,
+        "the overdue scan did not close the room"
+    );
     let closed = store.load_room(ORG, room.id).await.unwrap().unwrap();
-    assert_eq!(closed.close_reason.map(|r| r.as_str()), Some("unused_timeout"));
+    assert_eq!(
+        closed.close_reason.map(|r| r.as_str()),
+        Some("unused_timeout")
+    );
 
     cluster.leave().await;
 }

@@ -32,8 +32,8 @@ struct Inner {
     rooms_by_org: HashMap<String, BTreeSet<RoomId>>,
     request_ids: HashMap<(String, String), RoomId>,
     definitions: HashMap<String, RoomDefinition>,
-    /// Nodes registered with this store. A node that lets its heartbeat
-    /// expire cannot happen here: there is no clock-driven expiry.
+    /// Nodes registered with this store. Their heartbeats never expire:
+    /// this store has no clock, and only `expire` removes a node.
     nodes: HashMap<NodeId, NodeInfo>,
     subscribers: HashMap<RoomId, broadcast::Sender<Event>>,
     /// Size of `subscribers` at which channels without receivers are

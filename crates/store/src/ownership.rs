@@ -58,7 +58,7 @@ impl Lease {
     }
 }
 
-/// Where a stored room stands, as read by [`crate::Store::locate`].
+/// Org and ownership of a stored room, as read by [`crate::Store::locate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub org: String,
@@ -69,7 +69,7 @@ pub struct Location {
     pub closed: bool,
 }
 
-/// What a node publishes about itself with every heartbeat.
+/// Description of a node, published with every heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub id: NodeId,

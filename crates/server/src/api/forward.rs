@@ -1,8 +1,8 @@
 //! Forwarding of requests for rooms that another node owns.
 //!
-//! A node first tries a request itself. When the registry answers
+//! A node first tries a request itself. When that fails with
 //! [`RoomError::NotOwner`], the request goes to the owner's internal port
-//! with the caller's metadata, and the owner's answer (room or fault) goes
+//! with the caller's metadata, and the owner's reply (room or fault) goes
 //! back to the client unchanged. The internal port serves requests itself
 //! and never forwards them again, so a request makes at most one hop.
 //!
