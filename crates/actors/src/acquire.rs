@@ -27,7 +27,7 @@ pub(crate) enum Acquired {
 /// owner is dead or released it. A room owned by a live node, or, while
 /// this node drains, a room without an owner, gives
 /// [`RoomError::NotOwner`]. With an `org`, a room of another org is not
-/// found; adoption, which only knows room ids, passes `None`.
+/// found; adoption, which has only room ids, passes `None`.
 pub(crate) async fn acquire(
     store: &dyn Store,
     membership: &dyn Membership,

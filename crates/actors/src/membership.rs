@@ -11,17 +11,17 @@ pub trait Membership: Send + Sync + 'static {
     /// This node's current id. It changes after the node fenced itself.
     fn node_id(&self) -> NodeId;
 
-    /// Whether this node's own heartbeat is current, so that it may serve
+    /// Tells whether this node's own heartbeat is current, so that it may serve
     /// its rooms. A node that could not renew it within the TTL must assume
     /// that others have adopted its rooms.
     fn serving(&self) -> bool;
 
-    /// Whether this node is draining: it takes no rooms, and hands off the
+    /// Tells whether this node is draining: it takes no rooms, and hands off the
     /// ones it has.
     fn draining(&self) -> bool;
 
     /// Whether `node` is alive. Before a node claims a room from an owner,
-    /// it checks here; a node that is not known to be alive after a fresh
+    /// it checks here. A node that is not known to be alive after a fresh
     /// look at the directory counts as dead.
     async fn is_alive(&self, node: &NodeId) -> bool;
 }

@@ -58,7 +58,7 @@ impl Default for RestartPolicy {
 }
 
 pub enum RegistryMsg {
-    /// Starts the actor of a room that this node holds `lease` on, or
+    /// Starts the actor of a room that this node has `lease` on, or
     /// returns the one already running.
     Spawn {
         room: Box<Room>,

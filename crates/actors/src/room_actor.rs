@@ -319,7 +319,7 @@ impl RoomActor {
     }
 
     /// Stops serving the room: later messages get [`RoomError::NotOwner`],
-    /// and the actor stops once the queued ones are answered.
+    /// and the actor stops once it has replied to the queued ones.
     fn stop_owning(
         &self,
         myself: &ActorRef<RoomMsg>,

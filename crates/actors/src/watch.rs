@@ -81,9 +81,9 @@ impl Follower {
                 received = live.recv() => received,
                 () = self.sender.closed() => return Err(Stop::WatcherGone),
                 _ = self.ended.wait_for(|ended| *ended) => {
-                    // A retryable fault tells the watcher to resume
-                    // elsewhere; a clean end would read as the end of the
-                    // room's log.
+                    // End with a retryable fault, so that the watcher
+                    // resumes elsewhere: a clean end would read as the end
+                    // of the room's log.
                     return Err(Stop::Fault(RoomError::OwnerUnavailable {
                         room_id: self.room_id.to_string(),
                         message: format!(

@@ -54,7 +54,7 @@ impl From<StoreError> for RoomError {
                 room_id,
                 message: "the room changed under its owner, which is reloading it".into(),
             },
-            // The fault's own text already says "store unavailable".
+            // The fault's own text already starts with "store unavailable".
             StoreError::Unavailable(message) => RoomError::StoreUnavailable { message },
             other => RoomError::StoreUnavailable {
                 message: other.to_string(),

@@ -52,7 +52,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The lease of the node that creates a room.
+    /// Returns the lease of the node that creates a room.
     pub fn first(node: NodeId) -> Self {
         Lease { node, epoch: 1 }
     }

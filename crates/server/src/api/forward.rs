@@ -6,9 +6,10 @@
 //! back to the client unchanged. The internal port serves requests itself
 //! and never forwards them again, so a request makes at most one hop.
 //!
-//! An owner that just handed the room off, or died, answers with a
-//! retryable `UNAVAILABLE`; the node then locates the room again, after a
-//! short backoff, and tries once more.
+//! An owner that just handed the room off replies with a retryable
+//! `UNAVAILABLE`, and one that died cannot be reached at all. Either way
+//! the node locates the room again after a short backoff and tries once
+//! more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +72,7 @@ impl Forwarder {
     }
 
     /// Reads the node directory again after a peer could not be reached,
-    /// so that the next try sees a node whose heartbeat expired as dead
+    /// so that the next try treats a node whose heartbeat expired as dead
     /// and claims its room instead of forwarding there again.
     pub(super) async fn peer_unreachable(&self, status: &Status) {
         if is_roomd_fault(status) {

@@ -47,8 +47,8 @@ impl RoomsApi {
         }
     }
 
-    /// The public service of a clustered node, which forwards requests for
-    /// other nodes' rooms.
+    /// Builds the public service of a clustered node, which forwards
+    /// requests for other nodes' rooms.
     pub fn forwarding(service: RoomService, forwarder: Forwarder) -> Self {
         RoomsApi {
             service,
