@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use prost::Message;
 
 const PROTO_ROOT: &str = "../../proto";
-const PROTO_FILES: &[&str] = &["../../proto/roomd/v1/rooms.proto"];
+const PROTO_FILES: &[&str] = &[
+    "../../proto/roomd/v1/rooms.proto",
+    "../../proto/roomd/v1/chaos.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");

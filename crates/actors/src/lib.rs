@@ -9,6 +9,8 @@
 //! - [`service`]: [`RoomService`], the handle the server calls: it routes
 //!   requests to room actors and serves what needs no actor (finds, watches,
 //!   definitions, reads of closed rooms).
+//! - `supervisor`: the node's root actor, which restarts a failed registry
+//!   and, through it, that registry's rooms.
 //! - [`watch`]: replays and follows a room's event log.
 //! - [`membership`]: what the registry needs to know about the cluster;
 //!   [`SingleNode`] for a node that runs alone.
@@ -21,6 +23,7 @@ pub mod membership;
 pub mod registry;
 pub mod room_actor;
 pub mod service;
+mod supervisor;
 mod watch;
 
 pub use clock::{Clock, SystemClock, TokioClock};

@@ -65,15 +65,15 @@ pub enum RegistryMsg {
         lease: Lease,
         reply: RpcReplyPort<RoomResult<ActorRef<RoomMsg>>>,
     },
-    /// Restarts a failed room actor after its backoff.
-    Restart { org: String, room_id: RoomId },
-    /// Kills a room's actor, as a crash would; replies whether one ran.
-    Kill {
+    /// Restarts a failed room actor after its backoff. Without an org, as
+    /// after a registry restart, the room's stored org is taken.
+    Restart {
+        org: Option<String>,
         room_id: RoomId,
-        reply: RpcReplyPort<bool>,
     },
 }
 
+#[derive(Clone)]
 pub struct RoomRegistry {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
@@ -127,21 +127,13 @@ impl Actor for RoomRegistry {
                 let _ = reply.send(result);
             }
             RegistryMsg::Restart { org, room_id } => {
-                match self.restart(&myself, state, &org, room_id).await {
+                match self.restart(&myself, state, org.as_deref(), room_id).await {
                     Ok(()) => {}
                     Err(RoomError::NotOwner { owner, .. }) => {
                         info!(%room_id, owner = owner.as_deref().unwrap_or("none"), "room moved on; not restarting it here");
                     }
                     Err(fault) => error!(%room_id, error = %fault, "room restart failed"),
                 }
-            }
-            RegistryMsg::Kill { room_id, reply } => {
-                let actor = self.live.get(&room_id).map(|entry| entry.value().clone());
-                if let Some(actor) = &actor {
-                    warn!(%room_id, "killing room actor on request");
-                    actor.kill();
-                }
-                let _ = reply.send(actor.is_some());
             }
         }
         Ok(())
@@ -183,19 +175,13 @@ impl RoomRegistry {
         &self,
         myself: &ActorRef<RegistryMsg>,
         state: &mut RegistryState,
-        org: &str,
+        org: Option<&str>,
         room_id: RoomId,
     ) -> RoomResult<()> {
         if self.running(room_id).is_some() {
             return Ok(());
         }
-        let acquired = acquire(
-            self.store.as_ref(),
-            self.membership.as_ref(),
-            Some(org),
-            room_id,
-        )
-        .await?;
+        let acquired = acquire(self.store.as_ref(), self.membership.as_ref(), org, room_id).await?;
         if let Acquired::Owned { room, lease } = acquired {
             self.spawn_room(myself, state, room, lease).await?;
         }
@@ -291,7 +277,10 @@ impl RoomRegistry {
         recent.push_back(now);
 
         warn!(%room_id, reason, backoff_ms = backoff.as_millis() as u64, "room actor failed; restarting from the store");
-        myself.send_after(backoff, move || RegistryMsg::Restart { org, room_id });
+        myself.send_after(backoff, move || RegistryMsg::Restart {
+            org: Some(org),
+            room_id,
+        });
     }
 }
 

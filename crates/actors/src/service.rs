@@ -29,6 +29,7 @@ use crate::command::Command;
 use crate::membership::Membership;
 use crate::registry::{self, LiveRooms, RegistryMsg, RestartPolicy, RoomRegistry};
 use crate::room_actor::{EXIT_FENCED, RoomMsg, load_definition};
+use crate::supervisor::{NodeSupervisor, RegistryHandle};
 use crate::watch;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -72,7 +73,8 @@ impl Default for ServiceConfig {
 /// The room operations of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct RoomService {
-    registry: ActorRef<RegistryMsg>,
+    supervisor: ActorRef<()>,
+    registry: RegistryHandle,
     live: LiveRooms,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -110,21 +112,25 @@ impl RoomService {
     ) -> RoomResult<Self> {
         config.defaults.check()?;
         let live = LiveRooms::default();
-        let registry = RoomRegistry {
-            store: store.clone(),
-            clock: clock.clone(),
-            linger: config.linger,
+        let supervisor = NodeSupervisor {
+            registry: RoomRegistry {
+                store: store.clone(),
+                clock: clock.clone(),
+                linger: config.linger,
+                restart: config.restart.clone(),
+                live: live.clone(),
+                membership: membership.clone(),
+            },
             restart: config.restart,
-            live: live.clone(),
-            membership: membership.clone(),
         };
-        let (registry, _) =
-            Actor::spawn(None, registry, ())
-                .await
-                .map_err(|e| RoomError::StoreUnavailable {
-                    message: format!("room registry failed to start: {e}"),
-                })?;
+        let registry = RegistryHandle::default();
+        let (supervisor, _) = Actor::spawn(None, supervisor, registry.clone())
+            .await
+            .map_err(|e| RoomError::StoreUnavailable {
+                message: format!("room registry failed to start: {e}"),
+            })?;
         Ok(RoomService {
+            supervisor,
             registry,
             live,
             store,
@@ -146,12 +152,18 @@ impl RoomService {
         self.end_watches();
         info!(rooms = self.live.len(), "stopping room actors");
         if let Err(e) = self
-            .registry
+            .supervisor
             .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
             .await
         {
             warn!(error = %e, "room registry did not stop cleanly");
         }
+    }
+
+    /// Completes if the node's room registry kept failing and its
+    /// supervisor gave up; the node cannot serve rooms after that.
+    pub async fn failed(&self) {
+        self.registry.failed().await;
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -225,17 +237,13 @@ impl RoomService {
         metrics::counter!("roomd_rooms_created_total").increment(1);
 
         let spawned = self
-            .registry
-            .call(
-                |reply| RegistryMsg::Spawn {
-                    room: Box::new(room.clone()),
-                    lease,
-                    reply,
-                },
-                Some(ACTOR_CALL_TIMEOUT),
-            )
+            .call_registry(room.id, |reply| RegistryMsg::Spawn {
+                room: Box::new(room.clone()),
+                lease,
+                reply,
+            })
             .await;
-        if let Err(fault) = flatten_call(room.id, spawned) {
+        if let Err(fault) = spawned {
             // The room is durable; the next request for it activates it.
             warn!(room_id = %room.id, error = %fault, "room actor did not start after create");
         }
@@ -379,22 +387,37 @@ impl RoomService {
 
     /// Kills a room's actor as a crash would; the registry restarts it from
     /// the store. Returns whether an actor was running.
-    pub async fn kill_room(&self, room_id: RoomId) -> RoomResult<bool> {
-        let killed = self
-            .registry
-            .call(
-                |reply| RegistryMsg::Kill { room_id, reply },
-                Some(ACTOR_CALL_TIMEOUT),
-            )
-            .await;
-        flatten_call(
-            room_id,
-            killed.map(|result| match result {
-                CallResult::Success(killed) => CallResult::Success(Ok(killed)),
-                CallResult::Timeout => CallResult::Timeout,
-                CallResult::SenderError => CallResult::SenderError,
-            }),
-        )
+    pub fn kill_room(&self, room_id: RoomId) -> bool {
+        let Some(actor) = registry::running(&self.live, room_id) else {
+            return false;
+        };
+        warn!(%room_id, "killing room actor on request");
+        actor.kill();
+        true
+    }
+
+    /// Kills up to `count` room actors picked at random, as crashes would,
+    /// and returns their rooms.
+    pub fn kill_random_rooms(&self, count: usize) -> Vec<RoomId> {
+        let running: Vec<RoomId> = self.live.iter().map(|entry| *entry.key()).collect();
+        let picked =
+            rand::seq::IndexedRandom::choose_multiple(running.as_slice(), &mut rand::rng(), count);
+        picked
+            .copied()
+            .filter(|&room_id| self.kill_room(room_id))
+            .collect()
+    }
+
+    /// Kills the node's room registry, as a crash would. Its supervisor
+    /// kills the room actors it ran, starts a new registry and restarts those
+    /// rooms from the store. Returns how many room actors ran.
+    pub fn kill_registry(&self) -> usize {
+        let rooms = self.live.len();
+        if let Some(registry) = self.registry.get() {
+            warn!(rooms, "killing the room registry on request");
+            registry.kill();
+        }
+        rooms
     }
 
     /// Claims a room whose owner is dead or released it, and starts its
@@ -528,18 +551,13 @@ impl RoomService {
             Err(fault) => return Err(fault),
         };
 
-        let spawned = self
-            .registry
-            .call(
-                |reply| RegistryMsg::Spawn {
-                    room: Box::new(room),
-                    lease,
-                    reply,
-                },
-                Some(ACTOR_CALL_TIMEOUT),
-            )
-            .await;
-        flatten_call(room_id, spawned).map(Activation::Live)
+        self.call_registry(room_id, |reply| RegistryMsg::Spawn {
+            room: Box::new(room),
+            lease,
+            reply,
+        })
+        .await
+        .map(Activation::Live)
     }
 
     /// Returns the room's remote owner as last located, if that node is
@@ -595,6 +613,25 @@ async fn hand_off(actors: Vec<ActorRef<RoomMsg>>) -> usize {
         .filter(|released| std::future::ready(*released))
         .count()
         .await
+}
+
+impl RoomService {
+    async fn call_registry<T, F>(&self, room_id: RoomId, message: F) -> RoomResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(ractor::RpcReplyPort<RoomResult<T>>) -> RegistryMsg,
+    {
+        let Some(registry) = self.registry.get() else {
+            return Err(owner_unavailable(
+                room_id,
+                "the room registry is restarting",
+            ));
+        };
+        flatten_call(
+            room_id,
+            registry.call(message, Some(ACTOR_CALL_TIMEOUT)).await,
+        )
+    }
 }
 
 /// Reason a room actor gave no reply.

@@ -1,4 +1,4 @@
-//! The registry's supervision of room actors, with paused time. A killed
+//! Supervision of room actors and of the registry, with paused time. A killed
 //! actor comes back from the store after its backoff. A room that keeps
 //! failing stops being restarted once its budget is spent, and the next
 //! request for it loads it again.
@@ -50,7 +50,7 @@ async fn open_room(service: &RoomService) -> RoomId {
 
 /// Kills the room's actor and lets paused time run past `wait`.
 async fn kill_and_wait(service: &RoomService, room_id: RoomId, wait: Duration) {
-    let killed = service.kill_room(room_id).await.expect("registry answers");
+    let killed = service.kill_room(room_id);
     assert!(killed, "room {room_id} had no running actor to kill");
     tokio::time::sleep(wait).await;
 }
@@ -114,4 +114,70 @@ async fn spent_budget_stops_restarts_until_next_request() {
         .expect("the next request activates the room");
     assert_eq!(room.state, RoomState::Open);
     assert_eq!(service.live_rooms(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn killed_registry_restarts_its_rooms_from_the_store() {
+    let service = start(5).await;
+    let rooms = [open_room(&service).await, open_room(&service).await];
+    service
+        .command(
+            ORG,
+            &Principal::account("acc1"),
+            rooms[0],
+            Command::Join { account: None },
+        )
+        .await
+        .expect("acc1 joins");
+
+    assert_eq!(service.kill_registry(), 2);
+    tokio::time::sleep(BACKOFF * 4).await;
+
+    assert_eq!(
+        service.live_rooms(),
+        2,
+        "the new registry did not restart both rooms"
+    );
+    let room = service
+        .command(
+            ORG,
+            &Principal::account("acc2"),
+            rooms[0],
+            Command::Join { account: None },
+        )
+        .await
+        .expect("the restarted room takes a join");
+    let connected: Vec<_> = room
+        .participants
+        .iter()
+        .map(|p| p.account.as_str())
+        .collect();
+    assert_eq!(
+        connected,
+        ["acc1", "acc2"],
+        "the join before the kill was lost"
+    );
+    let made = open_room(&service).await;
+    assert!(
+        service.runs(made),
+        "the new registry does not start new rooms"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn registry_that_keeps_failing_fails_the_node() {
+    let service = start(2).await;
+    open_room(&service).await;
+
+    for _ in 0..2 {
+        service.kill_registry();
+        tokio::time::sleep(BACKOFF).await;
+    }
+    let failed = tokio::time::timeout(Duration::from_secs(1), service.failed()).await;
+    assert!(failed.is_err(), "two failures are within a budget of 2");
+
+    service.kill_registry();
+    tokio::time::timeout(Duration::from_secs(1), service.failed())
+        .await
+        .expect("a third failure spends the budget and fails the node");
 }

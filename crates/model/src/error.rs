@@ -22,6 +22,9 @@ pub enum RoomError {
     )]
     DefinitionAccessDenied { org: String },
 
+    #[error("only the calling service itself, acting for no account, may call {operation}")]
+    ChaosAccessDenied { operation: String },
+
     #[error("authentication required: {message}")]
     Unauthenticated { message: String },
 
@@ -91,6 +94,7 @@ impl RoomError {
                 _ => "accessDenied.read",
             },
             RoomError::DefinitionAccessDenied { .. } => "accessDenied.update",
+            RoomError::ChaosAccessDenied { .. } => "accessDenied.delete",
             RoomError::Unauthenticated { .. } => "unauthenticated",
             RoomError::Validation { .. } => "invalidArgument.validation",
             RoomError::Closed { .. } => "invalidState.closed",
@@ -127,6 +131,7 @@ impl RoomError {
                 vec![("org", org.clone()), ("max", max.to_string())]
             }
             RoomError::Validation { path, .. } => vec![("path", path.clone())],
+            RoomError::ChaosAccessDenied { operation } => vec![("operation", operation.clone())],
             RoomError::Unauthenticated { .. } | RoomError::StoreUnavailable { .. } => vec![],
         }
     }

@@ -90,6 +90,11 @@ pub struct Args {
     #[arg(long, env = "ROOMD_ADVERTISE_ADDR", value_name = "HOST:PORT")]
     pub advertise_addr: Option<String>,
 
+    /// Serve the roomd.v1.Chaos service, which kills this node's room
+    /// actors and registry on request, for chaos tests. Never in production.
+    #[arg(long, env = "ROOMD_ENABLE_CHAOS")]
+    pub enable_chaos: bool,
+
     /// Log line format.
     #[arg(long, env = "ROOMD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -134,6 +139,8 @@ pub struct ServerConfig {
     pub insecure_no_auth: bool,
     /// Time running requests get to finish once shutdown starts.
     pub shutdown_grace: Duration,
+    /// Serve the fault-injection service.
+    pub enable_chaos: bool,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +149,7 @@ impl Default for ServerConfig {
             service: ServiceConfig::default(),
             insecure_no_auth: false,
             shutdown_grace: Duration::from_secs(10),
+            enable_chaos: false,
         }
     }
 }
@@ -173,6 +181,7 @@ impl From<&Args> for ServerConfig {
             },
             insecure_no_auth: args.insecure_no_auth,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            enable_chaos: args.enable_chaos,
         }
     }
 }

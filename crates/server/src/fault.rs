@@ -16,9 +16,9 @@ pub const DOMAIN: &str = "roomd";
 pub fn code(error: &RoomError) -> Code {
     match error {
         RoomError::RoomNotFound { .. } | RoomError::DefinitionNotFound { .. } => Code::NotFound,
-        RoomError::AccessDenied { .. } | RoomError::DefinitionAccessDenied { .. } => {
-            Code::PermissionDenied
-        }
+        RoomError::AccessDenied { .. }
+        | RoomError::DefinitionAccessDenied { .. }
+        | RoomError::ChaosAccessDenied { .. } => Code::PermissionDenied,
         RoomError::Unauthenticated { .. } => Code::Unauthenticated,
         RoomError::Validation { .. } => Code::InvalidArgument,
         RoomError::Closed { .. } | RoomError::NotOpen { .. } | RoomError::Transition { .. } => {

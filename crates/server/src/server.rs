@@ -7,6 +7,7 @@ use std::sync::Arc;
 use roomd_actors::{Membership, RoomService, SingleNode, SystemClock};
 use roomd_cluster::{Cluster, ClusterConfig, ClusterNode};
 use roomd_model::RoomError;
+use roomd_proto::v1::chaos_server::ChaosServer;
 use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
@@ -16,7 +17,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tracing::{info, warn};
 
-use crate::api::{DefinitionsApi, Forwarder, RoomsApi};
+use crate::api::{ChaosApi, DefinitionsApi, Forwarder, RoomsApi};
 use crate::config::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,9 @@ pub enum ServerError {
 
     #[error("cannot read the listening address: {0}")]
     Io(#[from] std::io::Error),
+
+    #[error("the room registry kept failing; the node stopped")]
+    RegistryFailed,
 }
 
 /// A started roomd node: its room registry runs, and [`RoomdServer::serve`]
@@ -147,6 +151,26 @@ impl RoomdServer {
         };
         let node_id = self.service.membership().node_id();
         info!(%address, %node_id, store = self.service.store().kind(), "roomd listening");
+        let chaos = self.config.enable_chaos.then(|| {
+            warn!(%address, %node_id, "CHAOS SERVICE ENABLED: any trusted caller can kill this node's actors; never run this in production");
+            ChaosServer::new(ChaosApi::new(self.service.clone()))
+        });
+
+        // A registry that keeps failing leaves nothing to serve: stop the
+        // node as if asked to, and report it.
+        let registry_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shutdown = {
+            let service = self.service.clone();
+            let registry_failed = registry_failed.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = service.failed() => {
+                        registry_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        };
 
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let service = self.service.clone();
@@ -165,6 +189,7 @@ impl RoomdServer {
             .add_service(DefinitionsServer::new(DefinitionsApi::new(
                 self.service.clone(),
             )))
+            .add_optional_service(chaos)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 if let Some(cluster) = draining {
@@ -187,6 +212,9 @@ impl RoomdServer {
         self.service.shutdown().await;
         if let Some(cluster) = cluster {
             cluster.leave().await;
+        }
+        if registry_failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ServerError::RegistryFailed);
         }
         info!("roomd stopped");
         served

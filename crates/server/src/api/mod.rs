@@ -3,10 +3,12 @@
 //! [`roomd_actors::RoomService`], and converts the result back. Faults go
 //! through [`crate::fault::status`].
 
+mod chaos;
 mod definitions;
 mod forward;
 mod rooms;
 
+pub use chaos::ChaosApi;
 pub use definitions::DefinitionsApi;
 pub use forward::{FORWARDED_BY_HEADER, Forwarder};
 pub use rooms::RoomsApi;
