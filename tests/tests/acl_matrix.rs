@@ -2,11 +2,11 @@
 //! kind of ACL entry, at each access level, through the gRPC API of one
 //! real `roomd` process.
 //!
-//! Each cell gets a room of its own whose ACL holds the entry under test,
+//! Each cell gets a room of its own. Its ACL contains the entry under test,
 //! an entry for an unrelated account, and the org's default entry for a
-//! role no principal here holds. An operation needs `read` (get, find,
+//! role that no principal here has. An operation needs `read` (get, find,
 //! watch, list participants, join and leave oneself), `share` (ACL
-//! changes) , `update` (label, custom property, configuration, close) or
+//! changes), `update` (label, custom property, configuration, close) or
 //! `delete`. A cell below that level gets `accessDenied.<level>`, or
 //! `accessDenied.read` when the principal cannot even read the room, and
 //! the room stays unchanged. An ACL entry may not grant more than the

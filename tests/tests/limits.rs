@@ -135,11 +135,11 @@ async fn watchers_per_caller_at_and_over_limit() {
     let third = create_room(&mut rooms, &service(), open_room("Three", &acl)).await;
     let watcher = Caller::account(ORG, "a");
 
-    let _one = rooms
+    let _first_watch = rooms
         .watch_room(watcher.request(watch_request(&first.id)))
         .await
         .expect("first watch");
-    let _two = rooms
+    let _second_watch = rooms
         .watch_room(watcher.request(watch_request(&second.id)))
         .await
         .expect("second watch");

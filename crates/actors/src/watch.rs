@@ -7,7 +7,7 @@
 //! the store.
 //!
 //! [`WatchCounts`] caps the open watches of one room and of one caller on
-//! this node: a follower holds a [`WatchPermit`] until it ends.
+//! this node. A follower keeps its [`WatchPermit`] until it ends.
 
 use std::sync::Arc;
 

@@ -1,44 +1,46 @@
 //! Limits on the size and shape of requests, and on the load that one caller
-//! may put on a node. The model checks the shape limits (labels, ACLs,
-//! custom properties, filters, page size); the server enforces request size,
-//! watchers and request rate with the same values.
+//! may put on a node. The model checks the shape limits: labels, ACLs,
+//! custom properties, filters and page size. The server enforces request
+//! size, watchers and request rate with the same values.
 
 use crate::error::{RoomError, RoomResult};
 
-/// Most characters a room label may have, whatever the configured limit.
+/// Maximum number of characters in a room label, whatever the configured
+/// limit.
 pub const MAX_LABEL_CHARS: usize = 200;
-/// Largest `FindRooms` page, whatever the configured limit.
+/// Maximum `FindRooms` page size, whatever the configured limit.
 pub const MAX_PAGE_SIZE: u32 = 1000;
-/// Deepest `$and`/`$or` nesting a filter may have, whatever the configured
+/// Maximum `$and`/`$or` nesting depth of a filter, whatever the configured
 /// limit, so that parsing a filter cannot recurse without bound.
 pub const MAX_FILTER_DEPTH: usize = 16;
 
-/// The limits a node applies. [`Limits::default`] holds the production
-/// defaults; flags of the `roomd` binary change them.
+/// The limits a node applies. [`Limits::default`] returns the production
+/// defaults, and flags of the `roomd` binary change them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest request message the server decodes, in bytes.
+    /// Maximum size of a request message that the server decodes, in bytes.
     pub max_request_bytes: usize,
-    /// Most characters in a room label, at most [`MAX_LABEL_CHARS`].
+    /// Maximum number of characters in a room label, at most [`MAX_LABEL_CHARS`].
     pub max_label_chars: usize,
-    /// Most entries in a room's ACL.
+    /// Maximum number of entries in a room's ACL.
     pub max_acl_entries: usize,
-    /// Most custom (`c_*`) properties set on one room.
+    /// Maximum number of custom (`c_*`) properties set on one room.
     pub max_custom_properties: usize,
-    /// Most characters in one custom string value or array item.
+    /// Maximum number of characters in one custom string value or array item.
     pub max_custom_value_chars: usize,
-    /// Most items in one custom array value.
+    /// Maximum number of items in one custom array value.
     pub max_custom_array_items: usize,
-    /// Deepest `$and`/`$or` nesting of a filter, at most [`MAX_FILTER_DEPTH`].
+    /// Maximum `$and`/`$or` nesting depth of a filter, at most
+    /// [`MAX_FILTER_DEPTH`].
     pub max_filter_depth: usize,
-    /// Most JSON values (objects, arrays and scalars, each counted once) in
-    /// a filter.
+    /// Maximum number of JSON values (objects, arrays and scalars, each
+    /// counted once) in a filter.
     pub max_filter_nodes: usize,
-    /// Largest `FindRooms` page, at most [`MAX_PAGE_SIZE`].
+    /// Maximum `FindRooms` page size, at most [`MAX_PAGE_SIZE`].
     pub max_page_size: u32,
-    /// Most open watches of one room on one node.
+    /// Maximum number of open watches of one room on one node.
     pub max_watchers_per_room: usize,
-    /// Most open watches of one caller on one node.
+    /// Maximum number of open watches of one caller on one node.
     pub max_watchers_per_caller: usize,
     /// Requests per second that one caller may make to one node, on average.
     pub requests_per_second: u32,

@@ -110,58 +110,61 @@ pub struct Args {
 #[derive(Debug, Clone, ClapArgs)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
-    /// Largest request message, in bytes; a larger one gets
+    /// Maximum size of a request message, in bytes. A larger one gets
     /// `limit.requestSize`.
     #[arg(long, env = "ROOMD_MAX_REQUEST_BYTES", default_value_t = Limits::default().max_request_bytes,
           value_parser = at_least_one())]
     pub max_request_bytes: usize,
 
-    /// Most characters in a room label, 1 to 200.
+    /// Maximum number of characters in a room label, 1 to 200.
     #[arg(long, env = "ROOMD_MAX_LABEL_CHARS", default_value_t = Limits::default().max_label_chars,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_LABEL_CHARS as u64))]
     pub max_label_chars: usize,
 
-    /// Most entries in a room's ACL.
+    /// Maximum number of entries in a room's ACL.
     #[arg(long, env = "ROOMD_MAX_ACL_ENTRIES", default_value_t = Limits::default().max_acl_entries,
           value_parser = at_least_one())]
     pub max_acl_entries: usize,
 
-    /// Most custom (c_*) properties set on one room.
+    /// Maximum number of custom (c_*) properties set on one room.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_PROPERTIES", default_value_t = Limits::default().max_custom_properties,
           value_parser = at_least_one())]
     pub max_custom_properties: usize,
 
-    /// Most characters in one custom string value or array item.
+    /// Maximum number of characters in one custom string value or array
+    /// item.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_VALUE_CHARS", default_value_t = Limits::default().max_custom_value_chars,
           value_parser = at_least_one())]
     pub max_custom_value_chars: usize,
 
-    /// Most items in one custom array value.
+    /// Maximum number of items in one custom array value.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_ARRAY_ITEMS", default_value_t = Limits::default().max_custom_array_items,
           value_parser = at_least_one())]
     pub max_custom_array_items: usize,
 
-    /// Deepest $and/$or nesting of a FindRooms filter, 1 to 16.
+    /// Maximum $and/$or nesting depth of a FindRooms filter, 1 to 16.
     #[arg(long, env = "ROOMD_MAX_FILTER_DEPTH", default_value_t = Limits::default().max_filter_depth,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FILTER_DEPTH as u64))]
     pub max_filter_depth: usize,
 
-    /// Most JSON values (objects, arrays and scalars) in a FindRooms filter.
+    /// Maximum number of JSON values (objects, arrays and scalars) in a
+    /// FindRooms filter.
     #[arg(long, env = "ROOMD_MAX_FILTER_NODES", default_value_t = Limits::default().max_filter_nodes,
           value_parser = at_least_one())]
     pub max_filter_nodes: usize,
 
-    /// Largest FindRooms page, in rooms, 1 to 1000.
+    /// Maximum FindRooms page size, in rooms, 1 to 1000.
     #[arg(long, env = "ROOMD_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE)))]
     pub max_page_size: u32,
 
-    /// Most open watches of one room on this node.
+    /// Maximum number of open watches of one room on this node.
     #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_ROOM", default_value_t = Limits::default().max_watchers_per_room,
           value_parser = at_least_one())]
     pub max_watchers_per_room: usize,
 
-    /// Most open watches of one caller (org and account) on this node.
+    /// Maximum number of open watches of one caller (org and account) on
+    /// this node.
     #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_CALLER", default_value_t = Limits::default().max_watchers_per_caller,
           value_parser = at_least_one())]
     pub max_watchers_per_caller: usize,

@@ -26,7 +26,8 @@ const INVALID_CALLER_KEY: &str = "invalid-caller";
 /// larger than the decoding limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
-/// How often the rate limiter forgets callers whose bucket is full again.
+/// Interval at which the rate limiter drops the state of callers whose
+/// bucket is full again.
 pub const RATE_STATE_CLEANUP: Duration = Duration::from_secs(60);
 
 /// Request rate per caller, as a keyed GCRA rate limiter: each caller gets
@@ -147,8 +148,8 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
 
         let other: http::Response<Body> = Status::out_of_range("past the end").into_http();
-        let kept = request_size_fault(1000)(other);
-        let status = Status::from_header_map(kept.headers()).unwrap();
+        let unchanged = request_size_fault(1000)(other);
+        let status = Status::from_header_map(unchanged.headers()).unwrap();
         assert_eq!(status.code(), Code::OutOfRange);
     }
 }
