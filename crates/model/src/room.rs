@@ -868,6 +868,19 @@ pub(crate) mod tests {
         room
     }
 
+    fn create_within(limits: &Limits, request: NewRoom) -> RoomResult<(Room, Vec<Event>)> {
+        Room::create(
+            RoomId::generate(),
+            "org1",
+            request,
+            &definition(),
+            &RoomDefaults::default(),
+            limits,
+            &Principal::Service,
+            t0(),
+        )
+    }
+
     #[test]
     fn create_starts_new_with_open_deadline_now() {
         let request = NewRoom {
@@ -875,17 +888,7 @@ pub(crate) mod tests {
             custom: [("c_number".to_string(), json!(7))].into(),
             ..NewRoom::default()
         };
-        let (room, events) = Room::create(
-            RoomId::generate(),
-            "org1",
-            request,
-            &definition(),
-            &RoomDefaults::default(),
-            &Limits::default(),
-            &Principal::Service,
-            t0(),
-        )
-        .unwrap();
+        let (room, events) = create_within(&Limits::default(), request).unwrap();
         assert_eq!(room.state, RoomState::New);
         assert_eq!(room.deadlines.open, Some(t0()));
         assert_eq!(room.version, 1);
@@ -901,18 +904,7 @@ pub(crate) mod tests {
             custom: [("c_missing".to_string(), json!(1))].into(),
             ..NewRoom::default()
         };
-        let create = |request: NewRoom| {
-            Room::create(
-                RoomId::generate(),
-                "org1",
-                request,
-                &definition(),
-                &RoomDefaults::default(),
-                &Limits::default(),
-                &Principal::Service,
-                t0(),
-            )
-        };
+        let create = |request: NewRoom| create_within(&Limits::default(), request);
         assert_eq!(
             create(request.clone()).unwrap_err().metadata(),
             vec![("path", "c_missing".into())]
@@ -933,19 +925,6 @@ pub(crate) mod tests {
         request.configuration.unused_timeout = None;
         request.label = String::new();
         assert!(create(request).is_err());
-    }
-
-    fn create_within(limits: &Limits, request: NewRoom) -> RoomResult<(Room, Vec<Event>)> {
-        Room::create(
-            RoomId::generate(),
-            "org1",
-            request,
-            &definition(),
-            &RoomDefaults::default(),
-            limits,
-            &Principal::Service,
-            t0(),
-        )
     }
 
     #[test]
@@ -1038,17 +1017,7 @@ pub(crate) mod tests {
             label: "Visit".into(),
             ..NewRoom::default()
         };
-        let (mut room, _) = Room::create(
-            RoomId::generate(),
-            "org1",
-            request,
-            &definition(),
-            &RoomDefaults::default(),
-            &Limits::default(),
-            &Principal::Service,
-            t0(),
-        )
-        .unwrap();
+        let (mut room, _) = create_within(&Limits::default(), request).unwrap();
         let events = room.fire_due_timer(t0());
         assert_eq!(events[0].name, EventName::RoomOpened);
         assert_eq!(room.state, RoomState::Open);
