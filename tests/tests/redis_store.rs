@@ -61,6 +61,7 @@ fn new_room_of(org: &str, principal: &Principal) -> (Room, Vec<Event>) {
         request,
         &RoomDefinition::implicit(org),
         &RoomDefaults::default(),
+        &roomd_model::Limits::default(),
         principal,
         Utc::now(),
     )
@@ -802,9 +803,24 @@ async fn find_rooms_filters_sorts_and_pages() {
     open(&store, &mut alice_rooms[1], &lease).await;
 
     let definition = RoomDefinition::implicit(ORG);
-    let everything = Filter::from_value(&serde_json::json!({}), &definition).unwrap();
-    let of_alice = Filter::from_value(&serde_json::json!({"owner": "alice"}), &definition).unwrap();
-    let open_only = Filter::from_value(&serde_json::json!({"state": "open"}), &definition).unwrap();
+    let everything = Filter::from_value(
+        &serde_json::json!({}),
+        &definition,
+        &roomd_model::Limits::default(),
+    )
+    .unwrap();
+    let of_alice = Filter::from_value(
+        &serde_json::json!({"owner": "alice"}),
+        &definition,
+        &roomd_model::Limits::default(),
+    )
+    .unwrap();
+    let open_only = Filter::from_value(
+        &serde_json::json!({"state": "open"}),
+        &definition,
+        &roomd_model::Limits::default(),
+    )
+    .unwrap();
     let newest_first = SortOrder::new(
         &[SortField {
             path: "created".into(),

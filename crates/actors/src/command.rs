@@ -1,7 +1,7 @@
 //! Requests that change a room, applied through the model.
 
 use chrono::{DateTime, Utc};
-use roomd_model::{Event, Principal, Room, RoomDefinition, RoomResult, UpdateDocument};
+use roomd_model::{Event, Limits, Principal, Room, RoomDefinition, RoomResult, UpdateDocument};
 
 /// A change a client asks of a room.
 #[derive(Debug, Clone)]
@@ -36,20 +36,28 @@ impl Command {
         matches!(self, Command::Update { .. })
     }
 
-    /// Applies the command to `room`, returning the events of the change.
-    /// On a fault the room is unchanged.
+    /// Applies the command to `room` within `limits`, returning the events
+    /// of the change. On a fault the room is unchanged.
     pub fn apply(
         &self,
         room: &mut Room,
         principal: &Principal,
         definition: &RoomDefinition,
+        limits: &Limits,
         now: DateTime<Utc>,
     ) -> RoomResult<Vec<Event>> {
         match self {
             Command::Update {
                 document,
                 expected_version,
-            } => room.update(principal, document, definition, *expected_version, now),
+            } => room.update(
+                principal,
+                document,
+                definition,
+                limits,
+                *expected_version,
+                now,
+            ),
             Command::Join { account } => room.join(principal, account.as_deref(), now),
             Command::Leave { account } => room.leave(principal, account.as_deref(), now),
             Command::Close => room.close(principal, now),

@@ -19,7 +19,7 @@ use dashmap::DashMap;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use roomd_model::{Room, RoomError, RoomId, RoomResult};
+use roomd_model::{Limits, Room, RoomError, RoomId, RoomResult};
 use roomd_store::{Lease, Store};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -78,6 +78,7 @@ pub struct RoomRegistry {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub linger: Duration,
+    pub limits: Arc<Limits>,
     pub restart: RestartPolicy,
     pub live: LiveRooms,
     pub membership: Arc<dyn Membership>,
@@ -206,6 +207,7 @@ impl RoomRegistry {
             store: self.store.clone(),
             clock: self.clock.clone(),
             linger: self.linger,
+            limits: self.limits.clone(),
         };
         let (actor_ref, _) =
             Actor::spawn_linked(None, actor, RoomStart { room, lease }, myself.get_cell())

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use roomd_model::{Event, Principal, Room, RoomDefinition, RoomError, RoomResult, RoomState};
+use roomd_model::{
+    Event, Limits, Principal, Room, RoomDefinition, RoomError, RoomResult, RoomState,
+};
 use roomd_store::{Lease, Store, StoreError};
 use tracing::{debug, info, warn};
 
@@ -70,6 +72,7 @@ pub struct RoomActor {
     pub clock: Arc<dyn Clock>,
     /// How long a closed room's actor keeps serving reads before it stops.
     pub linger: Duration,
+    pub limits: Arc<Limits>,
 }
 
 pub struct RoomActorState {
@@ -211,7 +214,13 @@ impl RoomActor {
         };
 
         let mut next = state.room.clone();
-        let events = match command.apply(&mut next, principal, &definition, self.clock.now()) {
+        let events = match command.apply(
+            &mut next,
+            principal,
+            &definition,
+            &self.limits,
+            self.clock.now(),
+        ) {
             Ok(events) => stamp(events, &state.lease),
             Err(fault) => {
                 send_reply(reply, Err(fault));

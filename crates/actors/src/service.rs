@@ -16,8 +16,8 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
 use roomd_model::filter::SortOrder;
 use roomd_model::{
-    Event, Filter, Level, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomError,
-    RoomId, RoomResult, SortField,
+    Event, Filter, Level, Limits, NewRoom, Principal, Room, RoomDefaults, RoomDefinition,
+    RoomError, RoomId, RoomResult, SortField,
 };
 use roomd_store::{Created, Lease, NodeId, RoomQuery, Store};
 use tokio::sync::mpsc;
@@ -32,8 +32,9 @@ use crate::room_actor::{EXIT_FENCED, RoomMsg, load_definition};
 use crate::supervisor::{NodeSupervisor, RegistryHandle};
 use crate::watch;
 
+/// Page size of a `FindRooms` request that names none, unless the page
+/// size limit is lower.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
-pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// How long a request waits for a room actor before it reports the owner
 /// unavailable.
@@ -55,6 +56,7 @@ enum Activation {
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub defaults: RoomDefaults,
+    pub limits: Limits,
     /// How long a closed room's actor keeps serving before it stops.
     pub linger: Duration,
     pub restart: RestartPolicy,
@@ -64,6 +66,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             defaults: RoomDefaults::default(),
+            limits: Limits::default(),
             linger: Duration::from_secs(10),
             restart: RestartPolicy::default(),
         }
@@ -83,6 +86,8 @@ pub struct RoomService {
     /// requests for them are forwarded without a store read each time.
     remote_owners: Arc<DashMap<RoomId, NodeId>>,
     defaults: Arc<RoomDefaults>,
+    limits: Arc<Limits>,
+    watch_counts: Arc<watch::WatchCounts>,
     /// Set to `true` when the node stops, which ends every open watch.
     watches_ended: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -111,12 +116,15 @@ impl RoomService {
         config: ServiceConfig,
     ) -> RoomResult<Self> {
         config.defaults.check()?;
+        config.limits.check()?;
+        let limits = Arc::new(config.limits);
         let live = LiveRooms::default();
         let supervisor = NodeSupervisor {
             registry: RoomRegistry {
                 store: store.clone(),
                 clock: clock.clone(),
                 linger: config.linger,
+                limits: limits.clone(),
                 restart: config.restart.clone(),
                 live: live.clone(),
                 membership: membership.clone(),
@@ -138,6 +146,8 @@ impl RoomService {
             membership,
             remote_owners: Arc::default(),
             defaults: Arc::new(config.defaults),
+            limits,
+            watch_counts: Arc::default(),
             watches_ended: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
@@ -211,6 +221,7 @@ impl RoomService {
             request,
             &definition,
             &self.defaults,
+            &self.limits,
             principal,
             self.clock.now(),
         )?;
@@ -301,14 +312,15 @@ impl RoomService {
         page_token: &str,
     ) -> RoomResult<FoundRooms> {
         let definition = load_definition(self.store.as_ref(), org).await?;
-        let filter = Filter::parse(filter, &definition)?;
+        let filter = Filter::parse(filter, &definition, &self.limits)?;
         let order = SortOrder::new(sort, &definition)?;
+        let max_page_size = self.limits.max_page_size;
         let limit = match limit {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
+            0 => DEFAULT_PAGE_SIZE.min(max_page_size),
+            n if n > max_page_size => {
                 return Err(RoomError::validation(
                     "limit",
-                    format!("{n} is above the maximum page size of {MAX_PAGE_SIZE}"),
+                    format!("{n} is above the page size limit of {max_page_size}"),
                 ));
             }
             n => n,
@@ -334,10 +346,12 @@ impl RoomService {
 
     /// Replays a room's events from `from_seq`, then follows them live. The
     /// channel closes after `room.closed`, or carries a fault and closes.
+    /// `watcher` names the caller for the limit on its open watches.
     pub async fn watch(
         &self,
         org: &str,
         principal: &Principal,
+        watcher: &str,
         room_id: RoomId,
         from_seq: u64,
     ) -> RoomResult<mpsc::Receiver<RoomResult<Event>>> {
@@ -350,12 +364,14 @@ impl RoomService {
                     room_id: room_id.to_string(),
                 })?;
         room.require(principal, Level::Read)?;
+        let permit = self.watch_counts.acquire(room_id, watcher, &self.limits)?;
         Ok(watch::follow(
             self.store.clone(),
             org.to_owned(),
             room_id,
             from_seq,
             self.watches_ended.subscribe(),
+            permit,
         ))
     }
 
@@ -589,7 +605,13 @@ impl RoomService {
     ) -> RoomResult<Room> {
         let definition = load_definition(self.store.as_ref(), org).await?;
         let version = room.version;
-        let events = command.apply(&mut room, principal, &definition, self.clock.now())?;
+        let events = command.apply(
+            &mut room,
+            principal,
+            &definition,
+            &self.limits,
+            self.clock.now(),
+        )?;
         if matches!(command, Command::Delete) {
             self.store
                 .delete_room(&room, &events, version, None)

@@ -98,7 +98,13 @@ impl Node {
     /// Follows the room's events from the next one on.
     async fn watch(&self, room: &Room) -> Receiver<RoomResult<Event>> {
         self.service
-            .watch(ORG, &Principal::Service, room.id, room.last_seq + 1)
+            .watch(
+                ORG,
+                &Principal::Service,
+                "service",
+                room.id,
+                room.last_seq + 1,
+            )
             .await
             .expect("watch the room")
     }

@@ -24,10 +24,21 @@ pub struct Node {
     task: JoinHandle<Result<(), roomd_server::ServerError>>,
 }
 
+/// Returns the node configuration of a benchmark: the defaults, without a
+/// request rate limit, because one benchmark account sends far more than
+/// one caller's default rate and the benchmarks measure the node, not the
+/// limiter.
+fn bench_config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.service.limits.requests_per_second = u32::MAX;
+    config.service.limits.request_burst = u32::MAX;
+    config
+}
+
 impl Node {
     /// Starts a node alone on the in-memory store.
     pub async fn start_in_memory() -> Result<Self, String> {
-        let server = RoomdServer::start_in_memory(ServerConfig::default())
+        let server = RoomdServer::start_in_memory(bench_config())
             .await
             .map_err(|e| format!("cannot start the roomd node: {e}"))?;
         Self::serve(server).await
@@ -51,14 +62,10 @@ impl Node {
             node_ttl,
             advertise_address,
         };
-        let server = RoomdServer::start_clustered(
-            ServerConfig::default(),
-            Arc::new(store),
-            cluster,
-            internal,
-        )
-        .await
-        .map_err(|e| format!("cannot start the clustered roomd node: {e}"))?;
+        let server =
+            RoomdServer::start_clustered(bench_config(), Arc::new(store), cluster, internal)
+                .await
+                .map_err(|e| format!("cannot start the clustered roomd node: {e}"))?;
         Self::serve(server).await
     }
 

@@ -9,12 +9,11 @@ use serde_json::Value;
 
 use crate::acl::{AclEntry, Grantee, Level};
 use crate::error::{RoomError, RoomResult};
+use crate::limits::Limits;
 use crate::validate;
 
 pub const MAX_PROPERTIES: usize = 100;
 pub const MAX_PROPERTY_NAME_CHARS: usize = 64;
-pub const MAX_STRING_VALUE_CHARS: usize = 4096;
-pub const MAX_ARRAY_VALUES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PropertyType {
@@ -87,7 +86,7 @@ impl RoomDefinition {
         properties: Vec<PropertyDefinition>,
     ) -> RoomResult<Self> {
         validate::identifier("org", org)?;
-        validate::label("label", label)?;
+        validate::label("label", label, validate::MAX_LABEL_CHARS)?;
 
         let mut acl = Vec::with_capacity(default_acl.len());
         for (i, text) in default_acl.iter().enumerate() {
@@ -113,7 +112,11 @@ impl RoomDefinition {
         for (i, property) in properties.iter().enumerate() {
             let path = format!("properties[{i}]");
             check_property_name(&format!("{path}.name"), &property.name)?;
-            validate::label(&format!("{path}.label"), &property.label)?;
+            validate::label(
+                &format!("{path}.label"),
+                &property.label,
+                validate::MAX_LABEL_CHARS,
+            )?;
             if !names.insert(property.name.as_str()) {
                 return Err(RoomError::validation(
                     format!("{path}.name"),
@@ -164,12 +167,14 @@ impl RoomDefinition {
     pub fn check_values(
         &self,
         values: &BTreeMap<String, Value>,
+        limits: &Limits,
     ) -> RoomResult<BTreeMap<String, Value>> {
+        Limits::check_growth("custom", 0, values.len(), limits.max_custom_properties)?;
         values
             .iter()
             .map(|(name, value)| {
                 let property = self.require_property(name, name)?;
-                Ok((name.clone(), property.check_value(name, value)?))
+                Ok((name.clone(), property.check_value(name, value, limits)?))
             })
             .collect()
     }
@@ -178,9 +183,9 @@ impl RoomDefinition {
 impl PropertyDefinition {
     /// Checks a value for this property (an array for array properties) and
     /// returns it in stored form: dates become RFC 3339 in UTC.
-    pub fn check_value(&self, path: &str, value: &Value) -> RoomResult<Value> {
+    pub fn check_value(&self, path: &str, value: &Value, limits: &Limits) -> RoomResult<Value> {
         if !self.array {
-            return self.check_scalar(path, value);
+            return self.check_scalar(path, value, limits);
         }
         let Value::Array(items) = value else {
             return Err(RoomError::validation(
@@ -188,39 +193,50 @@ impl PropertyDefinition {
                 format!("must be an array of {:?} values", self.kind),
             ));
         };
-        if items.len() > MAX_ARRAY_VALUES {
-            return Err(RoomError::validation(
-                path,
-                format!(
-                    "has {} values; the maximum is {MAX_ARRAY_VALUES}",
-                    items.len()
-                ),
-            ));
-        }
+        check_array_items(path, items.len(), limits)?;
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| self.check_scalar(&format!("{path}[{i}]"), item))
+            .map(|(i, item)| self.check_scalar(&format!("{path}[{i}]"), item, limits))
             .collect::<RoomResult<Vec<_>>>()
             .map(Value::Array)
     }
 
     /// Checks one element: the value itself, or one item of an array.
-    pub fn check_scalar(&self, path: &str, value: &Value) -> RoomResult<Value> {
-        check_scalar(self.kind, path, value)
+    pub fn check_scalar(&self, path: &str, value: &Value, limits: &Limits) -> RoomResult<Value> {
+        check_scalar(self.kind, path, value, limits)
     }
 }
 
+/// Checks the item count of a custom array value.
+pub fn check_array_items(path: &str, count: usize, limits: &Limits) -> RoomResult<()> {
+    let max = limits.max_custom_array_items;
+    if count > max {
+        return Err(RoomError::validation(
+            path,
+            format!("has {count} items; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a scalar of type `kind` and returns it in stored form.
-pub fn check_scalar(kind: PropertyType, path: &str, value: &Value) -> RoomResult<Value> {
+pub fn check_scalar(
+    kind: PropertyType,
+    path: &str,
+    value: &Value,
+    limits: &Limits,
+) -> RoomResult<Value> {
     let wrong_type = || RoomError::validation(path, format!("must be a {kind:?}, not {value}"));
     match kind {
         PropertyType::String => {
             let text = value.as_str().ok_or_else(wrong_type)?;
-            if text.chars().count() > MAX_STRING_VALUE_CHARS {
+            let chars = text.chars().count();
+            let max = limits.max_custom_value_chars;
+            if chars > max {
                 return Err(RoomError::validation(
                     path,
-                    format!("is longer than {MAX_STRING_VALUE_CHARS} characters"),
+                    format!("is {chars} characters long; the limit is {max}"),
                 ));
             }
             Ok(value.clone())
@@ -279,6 +295,10 @@ mod tests {
 
     use super::*;
 
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
     fn property(name: &str, kind: PropertyType, array: bool) -> PropertyDefinition {
         PropertyDefinition {
             name: name.into(),
@@ -326,27 +346,77 @@ mod tests {
     #[test]
     fn values_are_checked_by_type() {
         let number = property("c_n", PropertyType::Number, false);
-        assert_eq!(number.check_value("c_n", &json!(7)).unwrap(), json!(7));
-        assert!(number.check_value("c_n", &json!("7")).is_err());
+        assert_eq!(
+            number.check_value("c_n", &json!(7), &limits()).unwrap(),
+            json!(7)
+        );
+        assert!(number.check_value("c_n", &json!("7"), &limits()).is_err());
 
         let flag = property("c_b", PropertyType::Boolean, false);
-        assert!(flag.check_value("c_b", &json!(1)).is_err());
+        assert!(flag.check_value("c_b", &json!(1), &limits()).is_err());
 
         let date = property("c_d", PropertyType::Date, false);
         assert_eq!(
-            date.check_value("c_d", &json!("2026-01-02T03:04:05+01:00"))
+            date.check_value("c_d", &json!("2026-01-02T03:04:05+01:00"), &limits())
                 .unwrap(),
             json!("2026-01-02T02:04:05Z")
         );
-        assert!(date.check_value("c_d", &json!("yesterday")).is_err());
+        assert!(
+            date.check_value("c_d", &json!("yesterday"), &limits())
+                .is_err()
+        );
     }
 
     #[test]
     fn array_values_name_the_bad_item() {
         let tags = property("c_tags", PropertyType::String, true);
-        assert!(tags.check_value("c_tags", &json!(["a", "b"])).is_ok());
-        let err = tags.check_value("c_tags", &json!(["a", 2])).unwrap_err();
+        assert!(
+            tags.check_value("c_tags", &json!(["a", "b"]), &limits())
+                .is_ok()
+        );
+        let err = tags
+            .check_value("c_tags", &json!(["a", 2]), &limits())
+            .unwrap_err();
         assert_eq!(err.metadata(), vec![("path", "c_tags[1]".to_string())]);
-        assert!(tags.check_value("c_tags", &json!("a")).is_err());
+        assert!(tags.check_value("c_tags", &json!("a"), &limits()).is_err());
+    }
+
+    #[test]
+    fn string_value_at_and_over_the_limit() {
+        let limits = Limits {
+            max_custom_value_chars: 3,
+            ..Limits::default()
+        };
+        let note = property("c_note", PropertyType::String, false);
+        assert!(note.check_value("c_note", &json!("abc"), &limits).is_ok());
+        let err = note
+            .check_value("c_note", &json!("abcd"), &limits)
+            .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_note".to_string())]);
+        assert!(err.to_string().contains("the limit is 3"), "{err}");
+
+        let tags = property("c_tags", PropertyType::String, true);
+        let err = tags
+            .check_value("c_tags", &json!(["abc", "abcd"]), &limits)
+            .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_tags[1]".to_string())]);
+    }
+
+    #[test]
+    fn array_items_at_and_over_the_limit() {
+        let limits = Limits {
+            max_custom_array_items: 2,
+            ..Limits::default()
+        };
+        let tags = property("c_tags", PropertyType::String, true);
+        assert!(
+            tags.check_value("c_tags", &json!(["a", "b"]), &limits)
+                .is_ok()
+        );
+        let err = tags
+            .check_value("c_tags", &json!(["a", "b", "c"]), &limits)
+            .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_tags".to_string())]);
+        assert!(err.to_string().contains("the limit is 2"), "{err}");
     }
 }

@@ -2,6 +2,8 @@
 //! reason (for example `accessDenied.read`) that clients match on; the server
 //! maps variants to gRPC status codes in one place.
 
+use std::time::Duration;
+
 use crate::acl::Level;
 
 pub type RoomResult<T> = Result<T, RoomError>;
@@ -49,6 +51,21 @@ pub enum RoomError {
 
     #[error("org {org} already has its maximum of {max} open rooms")]
     MaxOpenRooms { org: String, max: u32 },
+
+    #[error("room {room_id} already has its maximum of {max} watchers on this node")]
+    RoomWatchers { room_id: String, max: usize },
+
+    #[error("the caller already has its maximum of {max} open watches on this node")]
+    CallerWatchers { max: usize },
+
+    #[error("too many requests from this caller: the limit is {per_second} per second; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        per_second: u32,
+        retry_after: Duration,
+    },
+
+    #[error("request is larger than the limit of {max_bytes} bytes")]
+    RequestTooLarge { max_bytes: usize },
 
     #[error("room {room_id} is at version {actual}, not the expected {expected}")]
     VersionConflict {
@@ -102,6 +119,9 @@ impl RoomError {
             RoomError::Transition { .. } => "invalidState.transition",
             RoomError::MaxParticipants { .. } => "limit.maxParticipants",
             RoomError::MaxOpenRooms { .. } => "limit.maxOpenRooms",
+            RoomError::RoomWatchers { .. } | RoomError::CallerWatchers { .. } => "limit.watchers",
+            RoomError::RateLimited { .. } => "limit.rate",
+            RoomError::RequestTooLarge { .. } => "limit.requestSize",
             RoomError::VersionConflict { .. } => "conflict.version",
             RoomError::StoreUnavailable { .. } => "unavailable.store",
             RoomError::OwnerUnavailable { .. } | RoomError::NotOwner { .. } => "unavailable.owner",
@@ -132,6 +152,22 @@ impl RoomError {
             }
             RoomError::Validation { path, .. } => vec![("path", path.clone())],
             RoomError::ChaosAccessDenied { operation } => vec![("operation", operation.clone())],
+            RoomError::RoomWatchers { room_id, max } => vec![
+                ("roomId", room_id.clone()),
+                ("scope", "room".to_owned()),
+                ("max", max.to_string()),
+            ],
+            RoomError::CallerWatchers { max } => {
+                vec![("scope", "caller".to_owned()), ("max", max.to_string())]
+            }
+            RoomError::RateLimited {
+                per_second,
+                retry_after,
+            } => vec![
+                ("max", per_second.to_string()),
+                ("retryAfterMs", retry_after.as_millis().to_string()),
+            ],
+            RoomError::RequestTooLarge { max_bytes } => vec![("max", max_bytes.to_string())],
             RoomError::Unauthenticated { .. } | RoomError::StoreUnavailable { .. } => vec![],
         }
     }

@@ -20,10 +20,9 @@ use serde_json::{Map, Value};
 
 use crate::definition::{PropertyType, RoomDefinition, parse_date};
 use crate::error::{RoomError, RoomResult};
+use crate::limits::Limits;
+pub use crate::limits::MAX_FILTER_DEPTH;
 use crate::room::{Room, RoomState};
-
-/// Deepest nesting of `$and`/`$or` that a filter may use.
-pub const MAX_FILTER_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -79,17 +78,37 @@ impl Scalar {
 
 impl Filter {
     /// Parses a filter from JSON text; empty text matches every room.
-    pub fn parse(text: &str, definition: &RoomDefinition) -> RoomResult<Self> {
+    pub fn parse(text: &str, definition: &RoomDefinition, limits: &Limits) -> RoomResult<Self> {
         if text.trim().is_empty() {
             return Ok(Filter::And(Vec::new()));
         }
         let value: Value = serde_json::from_str(text)
             .map_err(|e| RoomError::validation("filter", format!("is not valid JSON: {e}")))?;
-        Self::from_value(&value, definition)
+        Self::from_value(&value, definition, limits)
     }
 
-    pub fn from_value(value: &Value, definition: &RoomDefinition) -> RoomResult<Self> {
-        parse_object("filter", value, definition, 0)
+    /// Parses a filter from a JSON value of at most `limits.max_filter_nodes`
+    /// values, nested at most `limits.max_filter_depth` levels.
+    pub fn from_value(
+        value: &Value,
+        definition: &RoomDefinition,
+        limits: &Limits,
+    ) -> RoomResult<Self> {
+        let nodes = count_nodes(value);
+        if nodes > limits.max_filter_nodes {
+            return Err(RoomError::validation(
+                "filter",
+                format!(
+                    "has {nodes} JSON values; the limit is {}",
+                    limits.max_filter_nodes
+                ),
+            ));
+        }
+        let parser = Parser {
+            definition,
+            max_depth: limits.max_filter_depth,
+        };
+        parser.parse_object("filter", value, 0)
     }
 
     /// Tells whether `room` matches the filter.
@@ -105,65 +124,78 @@ impl Filter {
     }
 }
 
-fn parse_object(
-    path: &str,
-    value: &Value,
-    definition: &RoomDefinition,
-    depth: usize,
-) -> RoomResult<Filter> {
-    if depth > MAX_FILTER_DEPTH {
-        return Err(RoomError::validation(
-            path,
-            format!("nests deeper than {MAX_FILTER_DEPTH} levels"),
-        ));
+/// Counts the JSON values of a document: every object, array and scalar.
+fn count_nodes(value: &Value) -> usize {
+    match value {
+        Value::Object(fields) => 1 + fields.values().map(count_nodes).sum::<usize>(),
+        Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        _ => 1,
     }
-    let Value::Object(fields) = value else {
-        return Err(RoomError::validation(path, "must be a JSON object"));
-    };
+}
 
-    let mut clauses = Vec::new();
-    for (key, value) in fields {
-        match key.as_str() {
-            "$and" | "$or" => {
-                let Value::Array(items) = value else {
-                    return Err(RoomError::validation(
-                        key.as_str(),
-                        "must be an array of filters",
-                    ));
-                };
-                if items.is_empty() {
-                    return Err(RoomError::validation(key.as_str(), "must not be empty"));
+struct Parser<'a> {
+    definition: &'a RoomDefinition,
+    max_depth: usize,
+}
+
+impl Parser<'_> {
+    fn parse_object(&self, path: &str, value: &Value, depth: usize) -> RoomResult<Filter> {
+        let definition = self.definition;
+        if depth > self.max_depth {
+            return Err(RoomError::validation(
+                path,
+                format!(
+                    "nests $and/$or deeper than {} levels, the limit",
+                    self.max_depth
+                ),
+            ));
+        }
+        let Value::Object(fields) = value else {
+            return Err(RoomError::validation(path, "must be a JSON object"));
+        };
+
+        let mut clauses = Vec::new();
+        for (key, value) in fields {
+            match key.as_str() {
+                "$and" | "$or" => {
+                    let Value::Array(items) = value else {
+                        return Err(RoomError::validation(
+                            key.as_str(),
+                            "must be an array of filters",
+                        ));
+                    };
+                    if items.is_empty() {
+                        return Err(RoomError::validation(key.as_str(), "must not be empty"));
+                    }
+                    let parts = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| self.parse_object(&format!("{key}[{i}]"), item, depth + 1))
+                        .collect::<RoomResult<Vec<_>>>()?;
+                    clauses.push(if key == "$and" {
+                        Filter::And(parts)
+                    } else {
+                        Filter::Or(parts)
+                    });
                 }
-                let parts = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        parse_object(&format!("{key}[{i}]"), item, definition, depth + 1)
-                    })
-                    .collect::<RoomResult<Vec<_>>>()?;
-                clauses.push(if key == "$and" {
-                    Filter::And(parts)
-                } else {
-                    Filter::Or(parts)
-                });
-            }
-            other if other.starts_with('$') => {
-                return Err(RoomError::validation(
-                    other,
-                    "unknown logical operator; expected $and or $or",
-                ));
-            }
-            field => {
-                let field_ref = resolve_field(field, definition)?;
-                clauses.extend(parse_conditions(field, field_ref, value)?);
+                other if other.starts_with('$') => {
+                    return Err(RoomError::validation(
+                        other,
+                        "unknown logical operator; expected $and or $or",
+                    ));
+                }
+                field => {
+                    let field_ref = resolve_field(field, definition)?;
+                    clauses.extend(parse_conditions(field, field_ref, value)?);
+                }
             }
         }
-    }
 
-    Ok(match clauses.len() {
-        1 => clauses.pop().expect("one clause"),
-        _ => Filter::And(clauses),
-    })
+        Ok(match clauses.len() {
+            1 => clauses.pop().expect("one clause"),
+            _ => Filter::And(clauses),
+        })
+    }
 }
 
 fn resolve_field(path: &str, definition: &RoomDefinition) -> RoomResult<FilterField> {
@@ -404,7 +436,7 @@ mod tests {
     use crate::room::tests::{definition, open_room};
 
     fn filter(value: Value) -> RoomResult<Filter> {
-        Filter::from_value(&value, &definition())
+        Filter::from_value(&value, &definition(), &Limits::default())
     }
 
     #[test]
@@ -468,13 +500,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn depth_is_limited() {
+    fn nested(depth: usize) -> Value {
         let mut value = json!({"state": "open"});
-        for _ in 0..=MAX_FILTER_DEPTH {
+        for _ in 0..depth {
             value = json!({"$and": [value]});
         }
-        assert!(filter(value).is_err());
+        value
+    }
+
+    #[test]
+    fn depth_at_and_over_the_limit() {
+        let limits = Limits {
+            max_filter_depth: 3,
+            ..Limits::default()
+        };
+        assert!(Filter::from_value(&nested(3), &definition(), &limits).is_ok());
+        let err = Filter::from_value(&nested(4), &definition(), &limits).unwrap_err();
+        assert_eq!(err.reason(), "invalidArgument.validation");
+        assert!(err.to_string().contains("3 levels, the limit"), "{err}");
+    }
+
+    #[test]
+    fn depth_ceiling_holds_by_default() {
+        assert!(filter(nested(Limits::default().max_filter_depth)).is_ok());
+        assert!(filter(nested(MAX_FILTER_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn nodes_at_and_over_the_limit() {
+        let limits = Limits {
+            max_filter_nodes: 5,
+            ..Limits::default()
+        };
+        // The object, the $in object, its array and two strings: 5 values.
+        let at = json!({"state": {"$in": ["new", "open"]}});
+        assert!(Filter::from_value(&at, &definition(), &limits).is_ok());
+        let over = json!({"state": {"$in": ["new", "open", "closed"]}});
+        let err = Filter::from_value(&over, &definition(), &limits).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "filter".to_string())]);
+        assert!(
+            err.to_string()
+                .contains("has 6 JSON values; the limit is 5"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`acl`]: ACL entries (`type.target.level`), principals and access levels.
 //! - [`definition`]: the per-org room definition and custom property values.
 //! - [`update`]: JSON update documents, validated whole before they apply.
+//! - [`limits`]: [`Limits`] on request size and shape, watchers and rate.
 //! - [`filter`]: `FindRooms` filter documents and sort orders.
 //! - [`event`]: entries of a room's event log.
 //! - [`error`]: [`RoomError`], the faults that every layer returns.
@@ -16,6 +17,7 @@ pub mod definition;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod limits;
 pub mod room;
 pub mod update;
 pub mod validate;
@@ -25,6 +27,7 @@ pub use definition::{PropertyDefinition, PropertyType, RoomDefinition};
 pub use error::{RoomError, RoomResult};
 pub use event::{Event, EventName};
 pub use filter::{Filter, SortField, SortOrder};
+pub use limits::Limits;
 pub use room::{
     CloseReason, Configuration, ConfigurationInput, Deadlines, NewRoom, Participant,
     ParticipantStatus, Room, RoomDefaults, RoomId, RoomState,

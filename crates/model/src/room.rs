@@ -24,6 +24,7 @@ use crate::acl::{AclEntry, Level, Principal};
 use crate::definition::RoomDefinition;
 use crate::error::{RoomError, RoomResult};
 use crate::event::{Event, EventName};
+use crate::limits::Limits;
 use crate::validate;
 
 pub const MIN_PARTICIPANTS: u32 = 2;
@@ -31,7 +32,6 @@ pub const MAX_PARTICIPANTS: u32 = 500;
 /// Bounds of every room timeout, in seconds: 1 s to 24 h.
 pub const MIN_TIMEOUT_SECS: u32 = 1;
 pub const MAX_TIMEOUT_SECS: u32 = 24 * 60 * 60;
-pub const MAX_ACL_ENTRIES: usize = 100;
 
 /// Server-assigned room id, a UUID v7 so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -322,14 +322,17 @@ impl EventDraft {
 }
 
 impl Room {
-    /// Validates a create request and builds the room with its first events:
-    /// `room.created`, plus `room.opened` when the request sets `open`.
+    /// Validates a create request within `limits` and builds the room with
+    /// its first events: `room.created`, plus `room.opened` when the request
+    /// sets `open`.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         id: RoomId,
         org: &str,
         request: NewRoom,
         definition: &RoomDefinition,
         defaults: &RoomDefaults,
+        limits: &Limits,
         principal: &Principal,
         now: DateTime<Utc>,
     ) -> RoomResult<(Room, Vec<Event>)> {
@@ -339,9 +342,9 @@ impl Room {
             });
         }
         validate::identifier("org", org)?;
-        validate::label("label", &request.label)?;
+        validate::label("label", &request.label, limits.max_label_chars)?;
 
-        let acl = merge_acl(&definition.default_acl, &request.acl)?;
+        let acl = merge_acl(&definition.default_acl, &request.acl, limits)?;
         let owner = match request.owner {
             Some(owner) => {
                 validate::account("owner", &owner)?;
@@ -357,7 +360,7 @@ impl Room {
                 ));
             }
         }
-        let custom = definition.check_values(&request.custom)?;
+        let custom = definition.check_values(&request.custom, limits)?;
         let configuration = resolve_configuration(&request.configuration, defaults)?;
         if request.open && configuration.open_at.is_some_and(|at| at > now) {
             return Err(RoomError::validation(
@@ -767,7 +770,11 @@ pub(crate) fn check_max_participants(path: &str, max: u32) -> RoomResult<()> {
 }
 
 /// Parses ACL entries and appends the ones not already in `base`.
-pub(crate) fn merge_acl(base: &[AclEntry], extra: &[String]) -> RoomResult<Vec<AclEntry>> {
+pub(crate) fn merge_acl(
+    base: &[AclEntry],
+    extra: &[String],
+    limits: &Limits,
+) -> RoomResult<Vec<AclEntry>> {
     let mut acl = base.to_vec();
     for (i, text) in extra.iter().enumerate() {
         let entry = AclEntry::parse_at(&format!("acl[{i}]"), text)?;
@@ -775,21 +782,8 @@ pub(crate) fn merge_acl(base: &[AclEntry], extra: &[String]) -> RoomResult<Vec<A
             acl.push(entry);
         }
     }
-    check_acl_size(&acl)?;
+    Limits::check_growth("acl", 0, acl.len(), limits.max_acl_entries)?;
     Ok(acl)
-}
-
-pub(crate) fn check_acl_size(acl: &[AclEntry]) -> RoomResult<()> {
-    if acl.len() > MAX_ACL_ENTRIES {
-        return Err(RoomError::validation(
-            "acl",
-            format!(
-                "has {} entries; the maximum is {MAX_ACL_ENTRIES}",
-                acl.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn resolve_configuration(
@@ -866,11 +860,25 @@ pub(crate) mod tests {
             request,
             &definition(),
             &RoomDefaults::default(),
+            &Limits::default(),
             &Principal::account("owner1"),
             t0(),
         )
         .unwrap();
         room
+    }
+
+    fn create_within(limits: &Limits, request: NewRoom) -> RoomResult<(Room, Vec<Event>)> {
+        Room::create(
+            RoomId::generate(),
+            "org1",
+            request,
+            &definition(),
+            &RoomDefaults::default(),
+            limits,
+            &Principal::Service,
+            t0(),
+        )
     }
 
     #[test]
@@ -880,16 +888,7 @@ pub(crate) mod tests {
             custom: [("c_number".to_string(), json!(7))].into(),
             ..NewRoom::default()
         };
-        let (room, events) = Room::create(
-            RoomId::generate(),
-            "org1",
-            request,
-            &definition(),
-            &RoomDefaults::default(),
-            &Principal::Service,
-            t0(),
-        )
-        .unwrap();
+        let (room, events) = create_within(&Limits::default(), request).unwrap();
         assert_eq!(room.state, RoomState::New);
         assert_eq!(room.deadlines.open, Some(t0()));
         assert_eq!(room.version, 1);
@@ -905,17 +904,7 @@ pub(crate) mod tests {
             custom: [("c_missing".to_string(), json!(1))].into(),
             ..NewRoom::default()
         };
-        let create = |request: NewRoom| {
-            Room::create(
-                RoomId::generate(),
-                "org1",
-                request,
-                &definition(),
-                &RoomDefaults::default(),
-                &Principal::Service,
-                t0(),
-            )
-        };
+        let create = |request: NewRoom| create_within(&Limits::default(), request);
         assert_eq!(
             create(request.clone()).unwrap_err().metadata(),
             vec![("path", "c_missing".into())]
@@ -939,21 +928,96 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn create_label_at_and_over_the_limit() {
+        let limits = Limits {
+            max_label_chars: 4,
+            ..Limits::default()
+        };
+        let at = NewRoom {
+            label: "äbcd".into(),
+            ..NewRoom::default()
+        };
+        assert!(create_within(&limits, at).is_ok());
+        let over = NewRoom {
+            label: "äbcde".into(),
+            ..NewRoom::default()
+        };
+        let err = create_within(&limits, over).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "label".into())]);
+        assert!(err.to_string().contains("the limit is 4"), "{err}");
+    }
+
+    #[test]
+    fn create_label_ceiling_by_default() {
+        let at = NewRoom {
+            label: "x".repeat(crate::limits::MAX_LABEL_CHARS),
+            ..NewRoom::default()
+        };
+        assert!(create_within(&Limits::default(), at).is_ok());
+        let over = NewRoom {
+            label: "x".repeat(crate::limits::MAX_LABEL_CHARS + 1),
+            ..NewRoom::default()
+        };
+        assert!(create_within(&Limits::default(), over).is_err());
+    }
+
+    #[test]
+    fn create_acl_at_and_over_the_limit() {
+        // The definition's default ACL adds owner.delete to each room.
+        let limits = Limits {
+            max_acl_entries: 3,
+            ..Limits::default()
+        };
+        let entries = |n: usize| (0..n).map(|i| format!("account.a{i}.read")).collect();
+        let at = NewRoom {
+            label: "Visit".into(),
+            acl: entries(2),
+            ..NewRoom::default()
+        };
+        assert_eq!(create_within(&limits, at).unwrap().0.acl.len(), 3);
+        let over = NewRoom {
+            label: "Visit".into(),
+            acl: entries(3),
+            ..NewRoom::default()
+        };
+        let err = create_within(&limits, over).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "acl".into())]);
+        assert!(err.to_string().contains("the limit is 3"), "{err}");
+    }
+
+    #[test]
+    fn create_custom_properties_at_and_over_the_limit() {
+        let limits = Limits {
+            max_custom_properties: 1,
+            ..Limits::default()
+        };
+        let at = NewRoom {
+            label: "Visit".into(),
+            custom: [("c_number".to_string(), json!(7))].into(),
+            ..NewRoom::default()
+        };
+        assert!(create_within(&limits, at).is_ok());
+        let over = NewRoom {
+            label: "Visit".into(),
+            custom: [
+                ("c_number".to_string(), json!(7)),
+                ("c_tags".to_string(), json!(["a"])),
+            ]
+            .into(),
+            ..NewRoom::default()
+        };
+        let err = create_within(&limits, over).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "custom".into())]);
+        assert!(err.to_string().contains("the limit is 1"), "{err}");
+    }
+
+    #[test]
     fn open_timer_opens_and_arms_unused() {
         let request = NewRoom {
             label: "Visit".into(),
             ..NewRoom::default()
         };
-        let (mut room, _) = Room::create(
-            RoomId::generate(),
-            "org1",
-            request,
-            &definition(),
-            &RoomDefaults::default(),
-            &Principal::Service,
-            t0(),
-        )
-        .unwrap();
+        let (mut room, _) = create_within(&Limits::default(), request).unwrap();
         let events = room.fire_due_timer(t0());
         assert_eq!(events[0].name, EventName::RoomOpened);
         assert_eq!(room.state, RoomState::Open);

@@ -16,11 +16,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::acl::{AclEntry, Level, Principal};
-use crate::definition::{RoomDefinition, parse_date};
+use crate::definition::{RoomDefinition, check_array_items, parse_date};
 use crate::error::{RoomError, RoomResult};
 use crate::event::EventName;
+use crate::limits::Limits;
 use crate::room::{
-    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants, check_timeout,
+    CloseReason, EventDraft, Room, RoomState, check_max_participants, check_timeout,
 };
 use crate::validate;
 
@@ -190,12 +191,14 @@ impl Room {
     /// for ACL paths and `update` for the rest. Entries added to or removed
     /// from the ACL may not grant more than the caller's own level. With
     /// `expected_version`, the update applies only at that version. A
-    /// document that changes nothing returns no events.
+    /// document that changes nothing returns no events. The ACL and the
+    /// custom properties may not grow beyond `limits`.
     pub fn update(
         &mut self,
         principal: &Principal,
         document: &UpdateDocument,
         definition: &RoomDefinition,
+        limits: &Limits,
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> RoomResult<Vec<crate::Event>> {
@@ -214,9 +217,20 @@ impl Room {
         let mut next = self.clone();
         let mut close = false;
         for operation in &document.operations {
-            close |= next.apply(operation, definition, granted)?;
+            close |= next.apply(operation, definition, limits, granted)?;
         }
-        check_acl_size(&next.acl)?;
+        Limits::check_growth(
+            "acl",
+            self.acl.len(),
+            next.acl.len(),
+            limits.max_acl_entries,
+        )?;
+        Limits::check_growth(
+            "custom",
+            self.custom.len(),
+            next.custom.len(),
+            limits.max_custom_properties,
+        )?;
         let connected = next.connected_count() as u32;
         if next.configuration.max_participants < connected {
             return Err(RoomError::validation(
@@ -258,6 +272,7 @@ impl Room {
         &mut self,
         operation: &Operation,
         definition: &RoomDefinition,
+        limits: &Limits,
         granted: Level,
     ) -> RoomResult<bool> {
         let Operation {
@@ -270,7 +285,7 @@ impl Room {
         match (operator, field) {
             (Operator::Set, Field::Label) => {
                 let label = expect_str(path, value)?;
-                validate::label(path, label)?;
+                validate::label(path, label, limits.max_label_chars)?;
                 self.label = label.to_owned();
             }
             (Operator::Set, Field::State) => return self.check_state_change(path, value),
@@ -338,7 +353,7 @@ impl Room {
             }
             (Operator::Set, Field::Custom(name)) => {
                 let property = definition.require_property(path, name)?;
-                let value = property.check_value(path, value)?;
+                let value = property.check_value(path, value, limits)?;
                 self.custom.insert(name.clone(), value);
             }
             (Operator::Unset, Field::Custom(name)) => {
@@ -356,7 +371,7 @@ impl Room {
                 let items: Vec<Value> = one_or_many(value)
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| property.check_scalar(&format!("{path}[{i}]"), item))
+                    .map(|(i, item)| property.check_scalar(&format!("{path}[{i}]"), item, limits))
                     .collect::<RoomResult<_>>()?;
                 let current = self
                     .custom
@@ -370,6 +385,7 @@ impl Room {
                 };
                 if *operator == Operator::Push {
                     current.extend(items);
+                    check_array_items(path, current.len(), limits)?;
                 } else {
                     current.retain(|item| !items.contains(item));
                 }
@@ -491,7 +507,14 @@ mod tests {
 
     fn update(room: &mut Room, principal: &Principal, doc: Value) -> RoomResult<Vec<crate::Event>> {
         let document = UpdateDocument::from_value(&doc)?;
-        room.update(principal, &document, &definition(), None, t0())
+        room.update(
+            principal,
+            &document,
+            &definition(),
+            &Limits::default(),
+            None,
+            t0(),
+        )
     }
 
     #[test]
@@ -652,6 +675,7 @@ mod tests {
                 &Principal::Service,
                 &document,
                 &definition(),
+                &Limits::default(),
                 Some(room.version + 1),
                 t0(),
             )
@@ -661,6 +685,7 @@ mod tests {
             &Principal::Service,
             &document,
             &definition(),
+            &Limits::default(),
             Some(room.version),
             t0(),
         )
@@ -740,5 +765,116 @@ mod tests {
         )
         .unwrap();
         assert_eq!(room.custom["c_tags"], json!(["b"]));
+    }
+
+    fn update_within(
+        room: &mut Room,
+        limits: &Limits,
+        doc: Value,
+    ) -> RoomResult<Vec<crate::Event>> {
+        let document = UpdateDocument::from_value(&doc)?;
+        room.update(
+            &Principal::Service,
+            &document,
+            &definition(),
+            limits,
+            None,
+            t0(),
+        )
+    }
+
+    #[test]
+    fn label_at_and_over_the_limit() {
+        let limits = Limits {
+            max_label_chars: 5,
+            ..Limits::default()
+        };
+        let mut room = open_room(&[]);
+        update_within(&mut room, &limits, json!({"$set": {"label": "abcde"}})).unwrap();
+        assert_eq!(room.label, "abcde");
+
+        let before = room.clone();
+        let err =
+            update_within(&mut room, &limits, json!({"$set": {"label": "abcdef"}})).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "label".to_string())]);
+        assert!(err.to_string().contains("the limit is 5"), "{err}");
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn acl_entries_at_and_over_the_limit() {
+        // The room starts with owner.delete, so two pushed entries make 3.
+        let limits = Limits {
+            max_acl_entries: 3,
+            ..Limits::default()
+        };
+        let mut room = open_room(&[]);
+        update_within(
+            &mut room,
+            &limits,
+            json!({"$push": {"acl": ["account.a.read", "account.b.read"]}}),
+        )
+        .unwrap();
+        assert_eq!(room.acl.len(), 3);
+
+        let before = room.clone();
+        let err = update_within(
+            &mut room,
+            &limits,
+            json!({"$push": {"acl": "account.c.read"}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "acl".to_string())]);
+        assert!(err.to_string().contains("the limit is 3"), "{err}");
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn acl_over_a_lowered_limit_may_shrink() {
+        let mut room = open_room(&["account.a.read", "account.b.read"]);
+        let lowered = Limits {
+            max_acl_entries: 1,
+            ..Limits::default()
+        };
+        update_within(
+            &mut room,
+            &lowered,
+            json!({"$pull": {"acl": "account.a.read"}}),
+        )
+        .unwrap();
+        assert_eq!(room.acl.len(), 2);
+    }
+
+    #[test]
+    fn custom_properties_at_and_over_the_limit() {
+        let limits = Limits {
+            max_custom_properties: 1,
+            ..Limits::default()
+        };
+        let mut room = open_room(&[]);
+        update_within(&mut room, &limits, json!({"$set": {"c_number": 1}})).unwrap();
+        update_within(&mut room, &limits, json!({"$set": {"c_number": 2}})).unwrap();
+
+        let before = room.clone();
+        let err = update_within(&mut room, &limits, json!({"$push": {"c_tags": "a"}})).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "custom".to_string())]);
+        assert!(err.to_string().contains("the limit is 1"), "{err}");
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn array_push_at_and_over_the_limit() {
+        let limits = Limits {
+            max_custom_array_items: 2,
+            ..Limits::default()
+        };
+        let mut room = open_room(&[]);
+        update_within(&mut room, &limits, json!({"$push": {"c_tags": ["a", "b"]}})).unwrap();
+
+        let before = room.clone();
+        let err = update_within(&mut room, &limits, json!({"$push": {"c_tags": "c"}})).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_tags".to_string())]);
+        assert!(err.to_string().contains("the limit is 2"), "{err}");
+        assert_eq!(room, before);
     }
 }

@@ -2,19 +2,20 @@
 
 use crate::error::{RoomError, RoomResult};
 
-pub const MAX_LABEL_CHARS: usize = 200;
+pub use crate::limits::MAX_LABEL_CHARS;
 pub const MAX_ID_CHARS: usize = 128;
 
-/// Checks a human-readable label: 1 to 200 characters, not only white space.
-pub fn label(path: &str, value: &str) -> RoomResult<()> {
+/// Checks a human-readable label: 1 to `max_chars` characters, not only
+/// white space.
+pub fn label(path: &str, value: &str, max_chars: usize) -> RoomResult<()> {
     let chars = value.chars().count();
     if value.trim().is_empty() {
         return Err(RoomError::validation(path, "must not be empty"));
     }
-    if chars > MAX_LABEL_CHARS {
+    if chars > max_chars {
         return Err(RoomError::validation(
             path,
-            format!("is {chars} characters long; the maximum is {MAX_LABEL_CHARS}"),
+            format!("is {chars} characters long; the limit is {max_chars}"),
         ));
     }
     if value.chars().any(char::is_control) {

@@ -52,6 +52,7 @@ fn open_room() -> Room {
         request,
         &definition(),
         &RoomDefaults::default(),
+        &roomd_model::Limits::default(),
         &Principal::account("owner1"),
         t0(),
     )
@@ -189,8 +190,16 @@ fn step() -> impl Strategy<Value = Step> {
 fn apply(room: &mut Room, step: &Step, now: DateTime<Utc>) {
     let definition = definition();
     let _ = match step {
-        Step::Update(principal, doc) => UpdateDocument::from_value(doc)
-            .and_then(|document| room.update(principal, &document, &definition, None, now)),
+        Step::Update(principal, doc) => UpdateDocument::from_value(doc).and_then(|document| {
+            room.update(
+                principal,
+                &document,
+                &definition,
+                &roomd_model::Limits::default(),
+                None,
+                now,
+            )
+        }),
         Step::Join(account) => room.join(&Principal::account(account.as_str()), None, now),
         Step::Leave(account) => room.leave(&Principal::account(account.as_str()), None, now),
         Step::Close => room.close(&Principal::Service, now),
@@ -214,7 +223,7 @@ proptest! {
         let mut room = open_room();
         let before = room.clone();
         let result = UpdateDocument::from_value(&doc)
-            .and_then(|document| room.update(&principal, &document, &definition(), None, t0()));
+            .and_then(|document| room.update(&principal, &document, &definition(), &roomd_model::Limits::default(), None, t0()));
         if result.is_err() {
             prop_assert_eq!(&room, &before);
         } else {
@@ -228,7 +237,7 @@ proptest! {
         room.close(&Principal::Service, t0()).unwrap();
         let before = room.clone();
         let result = UpdateDocument::from_value(&doc)
-            .and_then(|document| room.update(&principal, &document, &definition(), None, t0()));
+            .and_then(|document| room.update(&principal, &document, &definition(), &roomd_model::Limits::default(), None, t0()));
         prop_assert!(result.is_err());
         prop_assert_eq!(&room, &before);
     }

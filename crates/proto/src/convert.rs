@@ -399,6 +399,7 @@ mod tests {
             },
             &RoomDefinition::implicit("org1"),
             &roomd_model::RoomDefaults::default(),
+            &roomd_model::Limits::default(),
             &roomd_model::Principal::account("acc1"),
             Utc::now(),
         )

@@ -56,6 +56,18 @@ impl Caller {
             principal,
         })
     }
+
+    /// Returns the key under which per-caller limits (request rate, open
+    /// watches) count this caller: the org plus the acting account, or
+    /// `service` for the calling service itself. Every anonymous caller of
+    /// an org shares one key.
+    pub fn limit_key(&self) -> String {
+        match &self.principal {
+            Principal::Service => format!("{}/service", self.org),
+            Principal::Account { id, .. } => format!("{}/account/{id}", self.org),
+            Principal::Anonymous { .. } => format!("{}/anonymous", self.org),
+        }
+    }
 }
 
 fn header<'a>(metadata: &'a MetadataMap, key: &str) -> RoomResult<Option<&'a str>> {
@@ -113,6 +125,26 @@ mod tests {
                 id: "acc1".into(),
                 roles: vec!["developer".into(), "nurse".into()]
             }
+        );
+    }
+
+    #[test]
+    fn limit_keys_separate_orgs_and_accounts() {
+        let key = |pairs: &[(&'static str, &'static str)]| {
+            Caller::from_metadata(&metadata(pairs)).unwrap().limit_key()
+        };
+        assert_eq!(key(&[]), "default/service");
+        assert_eq!(
+            key(&[("x-roomd-org", "o1"), ("x-roomd-account", "acc1")]),
+            "o1/account/acc1"
+        );
+        assert_ne!(
+            key(&[("x-roomd-org", "o1"), ("x-roomd-account", "acc1")]),
+            key(&[("x-roomd-org", "o2"), ("x-roomd-account", "acc1")])
+        );
+        assert_eq!(
+            key(&[("x-roomd-account", "anonymous")]),
+            "default/anonymous"
         );
     }
 

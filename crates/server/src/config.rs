@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::RangedU64ValueParser;
+use clap::{Args as ClapArgs, Parser, ValueEnum};
 use roomd_actors::ServiceConfig;
 use roomd_actors::registry::RestartPolicy;
-use roomd_model::RoomDefaults;
+use roomd_model::limits::{MAX_FILTER_DEPTH, MAX_LABEL_CHARS, MAX_PAGE_SIZE};
 use roomd_model::room::{MAX_PARTICIPANTS, MAX_TIMEOUT_SECS, MIN_PARTICIPANTS, MIN_TIMEOUT_SECS};
+use roomd_model::{Limits, RoomDefaults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -103,6 +105,110 @@ pub struct Args {
     /// `roomd_actors=debug,info`.
     #[arg(long, env = "ROOMD_LOG", default_value = "info")]
     pub log: String,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Flags of the limits on requests; the defaults are those of
+/// [`Limits::default`].
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Maximum size of a request message, in bytes. A larger one gets
+    /// `limit.requestSize`.
+    #[arg(long, env = "ROOMD_MAX_REQUEST_BYTES", default_value_t = Limits::default().max_request_bytes,
+          value_parser = at_least_one())]
+    pub max_request_bytes: usize,
+
+    /// Maximum number of characters in a room label, 1 to 200.
+    #[arg(long, env = "ROOMD_MAX_LABEL_CHARS", default_value_t = Limits::default().max_label_chars,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_LABEL_CHARS as u64))]
+    pub max_label_chars: usize,
+
+    /// Maximum number of entries in a room's ACL.
+    #[arg(long, env = "ROOMD_MAX_ACL_ENTRIES", default_value_t = Limits::default().max_acl_entries,
+          value_parser = at_least_one())]
+    pub max_acl_entries: usize,
+
+    /// Maximum number of custom (c_*) properties set on one room.
+    #[arg(long, env = "ROOMD_MAX_CUSTOM_PROPERTIES", default_value_t = Limits::default().max_custom_properties,
+          value_parser = at_least_one())]
+    pub max_custom_properties: usize,
+
+    /// Maximum number of characters in one custom string value or array
+    /// item.
+    #[arg(long, env = "ROOMD_MAX_CUSTOM_VALUE_CHARS", default_value_t = Limits::default().max_custom_value_chars,
+          value_parser = at_least_one())]
+    pub max_custom_value_chars: usize,
+
+    /// Maximum number of items in one custom array value.
+    #[arg(long, env = "ROOMD_MAX_CUSTOM_ARRAY_ITEMS", default_value_t = Limits::default().max_custom_array_items,
+          value_parser = at_least_one())]
+    pub max_custom_array_items: usize,
+
+    /// Maximum $and/$or nesting depth of a FindRooms filter, 1 to 16.
+    #[arg(long, env = "ROOMD_MAX_FILTER_DEPTH", default_value_t = Limits::default().max_filter_depth,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_FILTER_DEPTH as u64))]
+    pub max_filter_depth: usize,
+
+    /// Maximum number of JSON values (objects, arrays and scalars) in a
+    /// FindRooms filter.
+    #[arg(long, env = "ROOMD_MAX_FILTER_NODES", default_value_t = Limits::default().max_filter_nodes,
+          value_parser = at_least_one())]
+    pub max_filter_nodes: usize,
+
+    /// Maximum FindRooms page size, in rooms, 1 to 1000.
+    #[arg(long, env = "ROOMD_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE)))]
+    pub max_page_size: u32,
+
+    /// Maximum number of open watches of one room on this node.
+    #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_ROOM", default_value_t = Limits::default().max_watchers_per_room,
+          value_parser = at_least_one())]
+    pub max_watchers_per_room: usize,
+
+    /// Maximum number of open watches of one caller (org and account) on
+    /// this node.
+    #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_CALLER", default_value_t = Limits::default().max_watchers_per_caller,
+          value_parser = at_least_one())]
+    pub max_watchers_per_caller: usize,
+
+    /// Requests per second that one caller (org and account) may make to
+    /// this node's public port, on average.
+    #[arg(long, env = "ROOMD_RATE_LIMIT", default_value_t = Limits::default().requests_per_second,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// Requests that one caller may make at once before --rate-limit
+    /// applies.
+    #[arg(long, env = "ROOMD_RATE_BURST", default_value_t = Limits::default().request_burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+}
+
+fn at_least_one() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+impl From<&LimitArgs> for Limits {
+    fn from(args: &LimitArgs) -> Self {
+        Limits {
+            max_request_bytes: args.max_request_bytes,
+            max_label_chars: args.max_label_chars,
+            max_acl_entries: args.max_acl_entries,
+            max_custom_properties: args.max_custom_properties,
+            max_custom_value_chars: args.max_custom_value_chars,
+            max_custom_array_items: args.max_custom_array_items,
+            max_filter_depth: args.max_filter_depth,
+            max_filter_nodes: args.max_filter_nodes,
+            max_page_size: args.max_page_size,
+            max_watchers_per_room: args.max_watchers_per_room,
+            max_watchers_per_caller: args.max_watchers_per_caller,
+            requests_per_second: args.rate_limit,
+            request_burst: args.rate_burst,
+        }
+    }
 }
 
 fn timeout_secs(text: &str) -> Result<u32, String> {
@@ -176,6 +282,7 @@ impl From<&Args> for ServerConfig {
                     empty_timeout: args.empty_timeout,
                     max_duration: args.max_duration,
                 },
+                limits: Limits::from(&args.limits),
                 linger: Duration::from_secs(args.closed_linger),
                 restart: RestartPolicy::default(),
             },
@@ -197,6 +304,41 @@ mod tests {
         assert_eq!(args.unused_timeout, 300);
         assert_eq!(args.empty_timeout, 300);
         assert_eq!(args.log_format, LogFormat::Text);
+        assert_eq!(Limits::from(&args.limits), Limits::default());
+    }
+
+    #[test]
+    fn limit_flags_at_and_over_their_bounds() {
+        let parse = |flag: &str, value: &str| Args::try_parse_from(["roomd", flag, value]);
+        assert_eq!(
+            parse("--max-label-chars", "200")
+                .unwrap()
+                .limits
+                .max_label_chars,
+            200
+        );
+        assert!(parse("--max-label-chars", "201").is_err());
+        assert!(parse("--max-page-size", "1000").is_ok());
+        assert!(parse("--max-page-size", "1001").is_err());
+        assert!(parse("--max-filter-depth", "16").is_ok());
+        assert!(parse("--max-filter-depth", "17").is_err());
+        for flag in [
+            "--max-request-bytes",
+            "--max-acl-entries",
+            "--max-custom-properties",
+            "--max-custom-value-chars",
+            "--max-custom-array-items",
+            "--max-filter-nodes",
+            "--max-watchers-per-room",
+            "--max-watchers-per-caller",
+            "--rate-limit",
+            "--rate-burst",
+        ] {
+            assert!(parse(flag, "1").is_ok(), "{flag} 1");
+            assert!(parse(flag, "0").is_err(), "{flag} 0");
+        }
+        let lowered = parse("--rate-limit", "7").unwrap();
+        assert_eq!(Limits::from(&lowered.limits).requests_per_second, 7);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use roomd_model::RoomError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub const DOMAIN: &str = "roomd";
 
@@ -24,9 +24,12 @@ pub fn code(error: &RoomError) -> Code {
         RoomError::Closed { .. } | RoomError::NotOpen { .. } | RoomError::Transition { .. } => {
             Code::FailedPrecondition
         }
-        RoomError::MaxParticipants { .. } | RoomError::MaxOpenRooms { .. } => {
-            Code::ResourceExhausted
-        }
+        RoomError::MaxParticipants { .. }
+        | RoomError::MaxOpenRooms { .. }
+        | RoomError::RoomWatchers { .. }
+        | RoomError::CallerWatchers { .. }
+        | RoomError::RateLimited { .. }
+        | RoomError::RequestTooLarge { .. } => Code::ResourceExhausted,
         RoomError::VersionConflict { .. } => Code::Aborted,
         RoomError::StoreUnavailable { .. }
         | RoomError::OwnerUnavailable { .. }
@@ -39,6 +42,10 @@ pub fn status(error: RoomError) -> Status {
     metrics::counter!("roomd_faults_total", "reason" => error.reason()).increment(1);
     if error.is_retryable() {
         warn!(reason = error.reason(), error = %error, "request failed; the client may retry");
+    } else if matches!(error, RoomError::RateLimited { .. }) {
+        // A caller over its rate can send many requests a second, so these
+        // are counted in roomd_faults_total and logged at debug only.
+        debug!(reason = error.reason(), error = %error, "request rejected");
     } else {
         info!(reason = error.reason(), error = %error, "request rejected");
     }
@@ -51,6 +58,9 @@ pub fn status(error: RoomError) -> Status {
     let mut details = ErrorDetails::with_error_info(error.reason(), DOMAIN, metadata);
     if let RoomError::Validation { path, message } = &error {
         details.add_bad_request_violation(path.clone(), message.clone());
+    }
+    if let RoomError::RateLimited { retry_after, .. } = &error {
+        details.set_retry_info(Some(*retry_after));
     }
     Status::with_error_details(code(&error), error.to_string(), details)
 }
@@ -82,6 +92,24 @@ mod tests {
         assert_eq!(
             status.get_details_error_info().unwrap().metadata["roomId"],
             "r1"
+        );
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_delay() {
+        let status = status(RoomError::RateLimited {
+            per_second: 5,
+            retry_after: std::time::Duration::from_millis(200),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "limit.rate"
+        );
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(
+            retry.retry_delay,
+            Some(std::time::Duration::from_millis(200))
         );
     }
 }

@@ -4,6 +4,7 @@
 //!   variables, turned into a [`ServerConfig`].
 //! - [`api`]: the `Rooms` and `Definitions` gRPC services.
 //! - [`caller`]: the org and acting principal read from request metadata.
+//! - [`limits`]: the request rate per caller and the request size limit.
 //! - [`fault`]: the one mapping from [`roomd_model::RoomError`] to gRPC
 //!   statuses with `ErrorInfo` and `BadRequest` details.
 //! - [`metrics`]: the Prometheus exporter and the metrics roomd records.
@@ -13,6 +14,7 @@ pub mod api;
 pub mod caller;
 pub mod config;
 pub mod fault;
+pub mod limits;
 pub mod metrics;
 mod server;
 

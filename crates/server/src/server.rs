@@ -12,13 +12,16 @@ use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
+use tower::util::MapResponseLayer;
 use tracing::{info, warn};
 
 use crate::api::{ChaosApi, DefinitionsApi, Forwarder, RoomsApi};
 use crate::config::ServerConfig;
+use crate::limits::{self, RateInterceptor, RequestRate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -182,13 +185,25 @@ impl RoomdServer {
         // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
         // 10 ms once it was off.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let limits = &self.config.service.limits;
+        let max_request_bytes = limits.max_request_bytes;
+        let rate = RequestRate::new(limits);
+        let forget_idle_callers = tokio::spawn(forget_idle_callers(rate.clone()));
         let public = Server::builder()
+            .layer(MapResponseLayer::new(limits::request_size_fault(
+                max_request_bytes,
+            )))
             .add_service(health_service.clone())
             .add_service(reflection)
-            .add_service(RoomsServer::new(rooms))
-            .add_service(DefinitionsServer::new(DefinitionsApi::new(
-                self.service.clone(),
-            )))
+            .add_service(InterceptedService::new(
+                RoomsServer::new(rooms).max_decoding_message_size(max_request_bytes),
+                RateInterceptor::new(rate.clone()),
+            ))
+            .add_service(InterceptedService::new(
+                DefinitionsServer::new(DefinitionsApi::new(self.service.clone()))
+                    .max_decoding_message_size(max_request_bytes),
+                RateInterceptor::new(rate),
+            ))
             .add_optional_service(chaos)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
@@ -203,11 +218,18 @@ impl RoomdServer {
                 let _ = stopping.send(true);
             });
         let internal = internal.map(|listener| {
-            serve_internal(listener, self.service.clone(), health_service, public_stop)
+            serve_internal(
+                listener,
+                self.service.clone(),
+                health_service,
+                max_request_bytes,
+                public_stop,
+            )
         });
 
         let grace = self.config.shutdown_grace;
         let served = until_grace_ends(public, internal, stopping_seen, grace).await;
+        forget_idle_callers.abort();
 
         self.service.shutdown().await;
         if let Some(cluster) = cluster {
@@ -252,20 +274,36 @@ async fn until_grace_ends(
     }
 }
 
+/// Drops the rate state of idle callers now and then, until aborted.
+async fn forget_idle_callers(rate: Arc<RequestRate>) {
+    let mut interval = tokio::time::interval(limits::RATE_STATE_CLEANUP);
+    loop {
+        interval.tick().await;
+        rate.forget_idle_callers();
+    }
+}
+
 /// Serves the internal API, which other nodes forward requests to, until
-/// the public server stops.
+/// the public server stops. Requests reach it only after the public port of
+/// another node counted them, so it applies no rate limit of its own.
 async fn serve_internal<H: Health>(
     listener: TcpListener,
     service: RoomService,
     health: HealthServer<H>,
+    max_request_bytes: usize,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let address = listener.local_addr()?;
     info!(%address, "internal API listening");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        .layer(MapResponseLayer::new(limits::request_size_fault(
+            max_request_bytes,
+        )))
         .add_service(health)
-        .add_service(RoomsServer::new(RoomsApi::new(service)))
+        .add_service(
+            RoomsServer::new(RoomsApi::new(service)).max_decoding_message_size(max_request_bytes),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stopping.wait_for(|stopping| *stopping).await;
         })

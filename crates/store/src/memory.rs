@@ -462,6 +462,7 @@ mod tests {
             request,
             &RoomDefinition::implicit(org),
             &RoomDefaults::default(),
+            &roomd_model::Limits::default(),
             &Principal::Service,
             Utc::now(),
         )
@@ -517,8 +518,12 @@ mod tests {
             .unwrap();
         assert!(store.load_room("org2", room.id).await.unwrap().is_none());
 
-        let everything =
-            Filter::from_value(&serde_json::json!({}), &RoomDefinition::implicit("org2")).unwrap();
+        let everything = Filter::from_value(
+            &serde_json::json!({}),
+            &RoomDefinition::implicit("org2"),
+            &roomd_model::Limits::default(),
+        )
+        .unwrap();
         let page = store
             .find_rooms(RoomQuery {
                 org: "org2",

@@ -368,7 +368,13 @@ impl Rooms for RoomsApi {
         let id = room_id(&message.room_id)?;
         let events = self
             .service
-            .watch(&caller.org, &caller.principal, id, message.from_seq)
+            .watch(
+                &caller.org,
+                &caller.principal,
+                &caller.limit_key(),
+                id,
+                message.from_seq,
+            )
             .await
             .map_err(fault::status)?;
         let stream = ReceiverStream::new(events).map(|event| match event {
