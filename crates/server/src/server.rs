@@ -5,24 +5,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use roomd_actors::{Membership, RoomService, SingleNode, SystemClock};
-use roomd_cluster::{Cluster, ClusterConfig, ClusterNode};
+use roomd_cluster::{Cluster, ClusterConfig, ClusterNode, Peers};
 use roomd_model::RoomError;
 use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic::transport::server::{Router, TcpIncoming};
 use tracing::{info, warn};
 
 use crate::api::{DefinitionsApi, Forwarder, RoomsApi};
+use crate::auth::tls::TlsSettings;
+use crate::auth::{AuthInterceptor, Port};
 use crate::config::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
-        "refusing to serve {0} without authentication: listen on a loopback address, or pass --insecure-no-auth to trust every caller that can reach it"
+        "refusing to serve {0} without authentication: listen on a loopback address, configure credentials (see --help), or pass --insecure-no-auth to trust every caller that can reach it"
     )]
     UnauthenticatedAddress(SocketAddr),
 
@@ -89,7 +90,7 @@ impl RoomdServer {
     where
         S: Store + NodeDirectory,
     {
-        config.check_listen_address(internal.local_addr()?)?;
+        config.check_internal_address(internal.local_addr()?)?;
         let node = ClusterNode::join(store.clone(), cluster_config).await?;
         let service = RoomService::start(
             store,
@@ -98,7 +99,11 @@ impl RoomdServer {
             config.service.clone(),
         )
         .await?;
-        let cluster = Cluster::start(node, service.clone());
+        let peers = match &config.peer_tls {
+            Some(tls) => Peers::with_tls(tls.clone()),
+            None => Peers::default(),
+        };
+        let cluster = Cluster::start_with_peers(node, service.clone(), peers);
         Ok(RoomdServer {
             service,
             config,
@@ -121,8 +126,9 @@ impl RoomdServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let address = listener.local_addr()?;
-        self.config.check_listen_address(address)?;
-        if !address.ip().is_loopback() {
+        self.config.check_public_address(address)?;
+        let authenticator = self.config.authenticator.clone();
+        if !address.ip().is_loopback() && !authenticator.authenticates_callers() {
             warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
         }
 
@@ -141,44 +147,59 @@ impl RoomdServer {
         };
         let rooms = match &cluster {
             Some(cluster) => {
-                RoomsApi::forwarding(self.service.clone(), Forwarder::new(cluster.clone()))
+                let forwarder = Forwarder::new(cluster.clone(), authenticator.node_token());
+                RoomsApi::forwarding(self.service.clone(), forwarder)
             }
             None => RoomsApi::new(self.service.clone()),
         };
         let node_id = self.service.membership().node_id();
-        info!(%address, %node_id, store = self.service.store().kind(), "roomd listening");
+        info!(
+            %address,
+            %node_id,
+            store = self.service.store().kind(),
+            tls = self.config.tls.is_some(),
+            authenticated = authenticator.authenticates_callers(),
+            "roomd listening"
+        );
 
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let service = self.service.clone();
         let draining = cluster.clone();
         let public_stop = stopping_seen.clone();
-        // Server::tcp_nodelay applies only to addresses tonic binds itself,
-        // so set it on the accepted sockets here. Without it, Nagle's
-        // algorithm holds back the tail of a response until the client's
-        // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
-        // 10 ms once it was off.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let public = Server::builder()
+        let public_auth = AuthInterceptor::new(authenticator.clone(), Port::Public);
+        let router = Server::builder()
             .add_service(health_service.clone())
             .add_service(reflection)
-            .add_service(RoomsServer::new(rooms))
-            .add_service(DefinitionsServer::new(DefinitionsApi::new(
-                self.service.clone(),
-            )))
-            .serve_with_incoming_shutdown(incoming, async move {
-                shutdown.await;
-                if let Some(cluster) = draining {
-                    cluster.drain().await;
-                    health.set_not_serving::<RoomsServer<RoomsApi>>().await;
-                    cluster.settle().await;
-                }
-                info!("shutdown requested; finishing running requests");
+            .add_service(RoomsServer::with_interceptor(rooms, public_auth.clone()))
+            .add_service(DefinitionsServer::with_interceptor(
+                DefinitionsApi::new(self.service.clone()),
+                public_auth,
+            ));
+        let tls = self.config.tls.clone();
+        let public = serve_router(router, listener, tls.clone(), async move {
+            shutdown.await;
+            if let Some(cluster) = draining {
+                cluster.drain().await;
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;
-                service.end_watches();
-                let _ = stopping.send(true);
-            });
+                cluster.settle().await;
+            }
+            info!("shutdown requested; finishing running requests");
+            health.set_not_serving::<RoomsServer<RoomsApi>>().await;
+            service.end_watches();
+            let _ = stopping.send(true);
+        });
         let internal = internal.map(|listener| {
-            serve_internal(listener, self.service.clone(), health_service, public_stop)
+            let internal_auth = AuthInterceptor::new(authenticator.clone(), Port::Internal);
+            let router = Server::builder().add_service(health_service).add_service(
+                RoomsServer::with_interceptor(RoomsApi::new(self.service.clone()), internal_auth),
+            );
+            serve_internal(
+                router,
+                listener,
+                tls,
+                authenticator.authenticates_nodes(),
+                public_stop,
+            )
         });
 
         let grace = self.config.shutdown_grace;
@@ -226,21 +247,49 @@ async fn until_grace_ends(
 
 /// Serves the internal API, which other nodes forward requests to, until
 /// the public server stops.
-async fn serve_internal<H: Health>(
+async fn serve_internal(
+    router: Router,
     listener: TcpListener,
-    service: RoomService,
-    health: HealthServer<H>,
+    tls: Option<TlsSettings>,
+    authenticated: bool,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let address = listener.local_addr()?;
-    info!(%address, "internal API listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .add_service(health)
-        .add_service(RoomsServer::new(RoomsApi::new(service)))
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stopping.wait_for(|stopping| *stopping).await;
-        })
-        .await?;
+    if !address.ip().is_loopback() && !authenticated {
+        warn!(%address, "serving the internal API on a non-loopback address without the node token; every caller is trusted");
+    }
+    info!(%address, tls = tls.is_some(), authenticated, "internal API listening");
+    serve_router(router, listener, tls, async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    })
+    .await?;
     Ok(())
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is set, until
+/// `shutdown` completes.
+async fn serve_router(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<TlsSettings>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    // Server::tcp_nodelay applies only to addresses tonic binds itself,
+    // so set it on the accepted sockets here. Without it, Nagle's
+    // algorithm holds back the tail of a response until the client's
+    // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
+    // 10 ms once it was off.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(incoming), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
