@@ -45,7 +45,7 @@ pub use fault::{Fault, bad_request_fields, error_info, expect_fault};
 pub use jwt::JwtKeys;
 pub use node::{TestNode, connect};
 pub use poll::eventually;
-pub use process::{RoomdProcess, binary, free_loopback_address};
+pub use process::{RoomdProcess, binary, free_loopback_address, run_roomd};
 pub use requests::*;
 pub use tls::TestCa;
 

@@ -576,6 +576,27 @@ impl Drop for RoomdProcess {
     }
 }
 
+/// Runs the `roomd` binary with `args` until it exits, off the async
+/// runtime's threads, for tests of start-up failures. The Redis and cluster
+/// variables of the developer's shell are removed first.
+///
+/// # Panics
+/// When `roomd` cannot be built or started.
+pub async fn run_roomd(args: Vec<String>) -> std::process::Output {
+    let program = tokio::task::spawn_blocking(|| binary("roomd"))
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(program);
+        for name in CLUSTER_ENVIRONMENT {
+            command.env_remove(name);
+        }
+        command.args(&args).output().expect("roomd runs")
+    })
+    .await
+    .expect("the roomd task completes")
+}
+
 /// Copies `stderr` into `log` on a thread until the process closes it, so
 /// a chatty process never blocks on a full pipe.
 fn drain_in_background(mut stderr: impl Read + Send + 'static, log: Arc<Mutex<Vec<u8>>>) {

@@ -64,17 +64,7 @@ impl RedisServer {
     /// When `redis-server` is not on `PATH`, exits early, or does not reply
     /// to PING within 10 s.
     pub async fn spawn() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("roomd-redis-")
-            .tempdir()
-            .expect("create a temporary folder for redis-server");
-        let mut server = RedisServer {
-            port: 0,
-            tls_port: None,
-            extra_args: Vec::new(),
-            dir,
-            child: None,
-        };
+        let mut server = Self::not_started();
         let mut failures = Vec::new();
         for _ in 0..SPAWN_ATTEMPTS {
             server.port = free_loopback_address().port();
@@ -99,17 +89,7 @@ impl RedisServer {
     /// As [`RedisServer::spawn`] does, and when this `redis-server` was
     /// built without TLS.
     pub async fn spawn_secured(cert: &crate::tls::CertFiles, password: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("roomd-redis-")
-            .tempdir()
-            .expect("create a temporary folder for redis-server");
-        let mut server = RedisServer {
-            port: 0,
-            tls_port: None,
-            extra_args: Vec::new(),
-            dir,
-            child: None,
-        };
+        let mut server = Self::not_started();
         for _ in 0..SPAWN_ATTEMPTS {
             server.port = free_loopback_address().port();
             let tls_port = free_loopback_address().port();
@@ -133,6 +113,22 @@ impl RedisServer {
             }
         }
         panic!("redis-server found no free ports in {SPAWN_ATTEMPTS} attempts");
+    }
+
+    /// Returns a server that has not been started, with a new temporary
+    /// folder.
+    fn not_started() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("roomd-redis-")
+            .tempdir()
+            .expect("create a temporary folder for redis-server");
+        RedisServer {
+            port: 0,
+            tls_port: None,
+            extra_args: Vec::new(),
+            dir,
+            child: None,
+        }
     }
 
     /// Returns the TLS port of a server from [`RedisServer::spawn_secured`].

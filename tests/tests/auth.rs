@@ -14,7 +14,7 @@ use roomd_tests::jwt::claims;
 use roomd_tests::tls::{CertFiles, write_file};
 use roomd_tests::{
     Caller, JwtKeys, RoomdProcess, TestCa, binary, close_request, create_room, delete_request,
-    expect_fault, get_request, open_room, update_request,
+    expect_fault, get_request, open_room, run_roomd, update_request,
 };
 use serde_json::json;
 use tonic::Code;
@@ -405,19 +405,11 @@ async fn auth_bad_files_exit_2_without_secrets() {
             "--tls-cert",
         ),
     ];
-    let program = binary("roomd");
     for (args, expected) in cases {
-        let program = program.clone();
         let command_line = args.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(program)
-                .args(["--listen", "127.0.0.1:1"])
-                .args(&args)
-                .output()
-                .expect("roomd runs")
-        })
-        .await
-        .expect("roomd task completes");
+        let mut full_args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+        full_args.extend(args);
+        let output = run_roomd(full_args).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{command_line:?}: {stderr}");
         assert!(stderr.contains(expected), "{command_line:?}: {stderr}");

@@ -1,19 +1,21 @@
 //! Authentication in a cluster of two `roomd` processes: callers present
 //! service tokens or JWTs on the public port, nodes present the node token
 //! on the internal port, and a forwarded request acts for the principal
-//! that the receiving node resolved.
+//! that the receiving node resolved. With TLS, nodes check each other's
+//! certificates when they forward.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use jsonwebtoken::Algorithm;
 use roomd_proto::v1::Room;
 use roomd_proto::v1::rooms_client::RoomsClient;
-use roomd_tests::cluster_client::{live_node_id, stored_room};
+use roomd_tests::cluster_client::{live_node_id, live_nodes, stored_room};
 use roomd_tests::jwt::claims;
 use roomd_tests::tls::write_file;
 use roomd_tests::{
-    Caller, Cluster, JwtKeys, close_request, connect, create_room, expect_fault, get_request,
-    open_room, update_request,
+    Caller, Cluster, JwtKeys, RedisServer, RoomdProcess, TestCa, close_request, connect,
+    create_room, expect_fault, get_request, open_room, update_request,
 };
 use serde_json::json;
 use tonic::Code;
@@ -116,4 +118,67 @@ async fn cluster_auth_forwards_with_node_token() {
         .get_room(as_node.request(get_request(&remote.id)))
         .await;
     expect_fault(as_node_outside).assert_is(Code::Unauthenticated, "unauthenticated", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_auth_forwards_over_tls() {
+    let ca = TestCa::new("cluster test CA");
+    let node_cert = ca.issue_server("node");
+    let tokens = write_file(ca.dir(), "tokens", &format!("scheduler {SERVICE_TOKEN}\n"));
+    let node_token = write_file(ca.dir(), "node-token", &format!("{NODE_TOKEN}\n"));
+    let redis = RedisServer::spawn().await;
+    let path = |p: &PathBuf| p.display().to_string();
+    let args = vec![
+        "--redis-url".to_owned(),
+        redis.url(),
+        "--tls-cert".to_owned(),
+        path(&node_cert.cert),
+        "--tls-key".to_owned(),
+        path(&node_cert.key),
+        "--tls-peer-ca".to_owned(),
+        path(&ca.ca_path()),
+        "--service-tokens-file".to_owned(),
+        path(&tokens),
+        "--node-token-file".to_owned(),
+        path(&node_token),
+    ];
+    let nodes = [
+        RoomdProcess::spawn_tls(&args, ca.client_tls()).await,
+        RoomdProcess::spawn_tls(&args, ca.client_tls()).await,
+    ];
+
+    // Create rooms through both nodes until the second node owns one.
+    let service = Caller::service(ORG).with_token(SERVICE_TOKEN);
+    let mut redis_client = redis.client().await;
+    let mut remote = None;
+    for attempt in 0..8 {
+        let mut rooms = nodes[attempt % 2].rooms_client().await;
+        let room = create_room(&mut rooms, &service, open_room("Over TLS", &[])).await;
+        let stored = stored_room(&mut redis_client, &room.id)
+            .await
+            .expect("the room is stored");
+        let second = nodes[1].internal_address.to_string();
+        if live_nodes(&mut redis_client).await.get(&stored.owner) == Some(&second) {
+            remote = Some(room);
+            break;
+        }
+    }
+    let remote = remote.expect("the second node owns none of the rooms");
+
+    let mut entry = nodes[0].rooms_client().await;
+    let updated = entry
+        .update_room(service.request(update_request(
+            &remote.id,
+            r#"{"$set":{"label":"Forwarded over TLS"}}"#,
+        )))
+        .await
+        .unwrap_or_else(|status| {
+            panic!(
+                "forwarded update: {status:?}\n{}\n{}",
+                nodes[0].log(),
+                nodes[1].log()
+            )
+        })
+        .into_inner();
+    assert_eq!(updated.label, "Forwarded over TLS");
 }

@@ -1,18 +1,46 @@
 //! `roomd` on a Redis server that requires TLS (`rediss://`) and a
 //! password, with certificates made by the test.
 
+use std::path::PathBuf;
+
 use roomd_tests::tls::write_file;
-use roomd_tests::{Caller, RedisServer, RoomdProcess, TestCa, binary, create_room, open_room};
+use roomd_tests::{Caller, RedisServer, RoomdProcess, TestCa, create_room, open_room, run_roomd};
 
 const ORG: &str = "clinic-rediss";
 
+/// A Redis server with a TLS port and a password, the CA that issued its
+/// certificate, and a file with the password.
+struct SecuredRedis {
+    ca: TestCa,
+    password: String,
+    password_file: PathBuf,
+    redis: RedisServer,
+}
+
+impl SecuredRedis {
+    async fn start() -> Self {
+        let ca = TestCa::new("redis test CA");
+        let server_cert = ca.issue_server("redis");
+        let password = format!("redis-pw-{}", uuid::Uuid::now_v7().simple());
+        let redis = RedisServer::spawn_secured(&server_cert, &password).await;
+        let password_file = write_file(ca.dir(), "redis-password", &format!("{password}\n"));
+        SecuredRedis {
+            ca,
+            password,
+            password_file,
+            redis,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_password_file_and_ca() {
-    let ca = TestCa::new("redis test CA");
-    let server_cert = ca.issue_server("redis");
-    let password = format!("redis-pw-{}", uuid::Uuid::now_v7().simple());
-    let redis = RedisServer::spawn_secured(&server_cert, &password).await;
-    let password_file = write_file(ca.dir(), "redis-password", &format!("{password}\n"));
+    let SecuredRedis {
+        ca,
+        password,
+        password_file,
+        redis,
+    } = SecuredRedis::start().await;
     let ca_path = ca.ca_path().display().to_string();
 
     let roomd = RoomdProcess::spawn(&[
@@ -65,11 +93,12 @@ async fn rediss_with_password_file_and_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_untrusted_certificate_or_no_password_fails() {
-    let ca = TestCa::new("redis test CA");
-    let server_cert = ca.issue_server("redis");
-    let password = format!("redis-pw-{}", uuid::Uuid::now_v7().simple());
-    let redis = RedisServer::spawn_secured(&server_cert, &password).await;
-    let password_file = write_file(ca.dir(), "redis-password", &format!("{password}\n"));
+    let SecuredRedis {
+        ca,
+        password,
+        password_file,
+        redis,
+    } = SecuredRedis::start().await;
     let other_ca = TestCa::new("another CA");
 
     let cases = [
@@ -82,25 +111,18 @@ async fn rediss_untrusted_certificate_or_no_password_fails() {
         vec!["--redis-ca".to_owned(), ca.ca_path().display().to_string()],
     ];
     for extra in cases {
-        let program = binary("roomd");
-        let url = redis.tls_url();
         let flags = extra.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(program)
-                .args([
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--internal-listen",
-                    "127.0.0.1:0",
-                ])
-                .args(["--redis-url", &url])
-                .args(&extra)
-                .env_remove("ROOMD_REDIS_URL")
-                .output()
-                .expect("roomd runs")
-        })
-        .await
-        .expect("roomd task completes");
+        let mut args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend(["--redis-url".to_owned(), redis.tls_url()]);
+        args.extend(extra);
+        let output = run_roomd(args).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{flags:?}: {stderr}");
         assert!(
