@@ -2,10 +2,11 @@
 //!
 //! A token is accepted when its signature checks with a configured key:
 //! HS256 with the shared secret, RS256 with an RSA public key, or ES256
-//! with a P-256 public key. Its `aud` must contain the configured audience,
-//! and its `exp` must lie in the future, with [`LEEWAY_SECS`] of clock skew
-//! allowed. When an issuer is configured, its `iss` must match. Tokens that
-//! name any other algorithm are rejected.
+//! with a P-256 public key. Its `aud` must contain the configured audience.
+//! Its `exp` must lie in the future and its `nbf`, when present, in the
+//! past, with [`LEEWAY_SECS`] of clock skew allowed. When an issuer is
+//! configured, its `iss` must match. Tokens that name any other algorithm
+//! are rejected.
 //!
 //! Claims read besides the registered ones: `account` (the account the
 //! token acts as), `roles` (an array of role names) and `org`.
@@ -91,6 +92,7 @@ impl JwtValidator {
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "aud"]);
         if let Some(issuer) = &self.issuer {
@@ -216,6 +218,7 @@ mod tests {
             (sign(with("iss", json!("https://other.invalid"))), "issuer"),
             (sign(no_exp), "required claim"),
             (sign(with("roles", json!("nurse"))), "wrong type"),
+            (sign(with("nbf", json!(now() + 3600))), "not valid yet"),
         ];
         for (token, expected) in cases {
             let error = validator().validate(&token).unwrap_err();
