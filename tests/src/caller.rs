@@ -1,5 +1,5 @@
 //! [`Caller`]: the org and acting principal a request carries in its
-//! `x-roomd-*` metadata.
+//! `x-roomd-*` metadata, and the bearer token it presents.
 
 use tonic::Request;
 use tonic::metadata::MetadataValue;
@@ -11,6 +11,8 @@ pub struct Caller {
     /// The acting account; `None` acts as the calling service itself.
     pub account: Option<String>,
     pub roles: Vec<String>,
+    /// Sent as `authorization: Bearer <token>` when set.
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -21,6 +23,7 @@ impl Caller {
             org: org.to_owned(),
             account: None,
             roles: Vec::new(),
+            token: None,
         }
     }
 
@@ -31,7 +34,14 @@ impl Caller {
             org: org.to_owned(),
             account: Some(account.to_owned()),
             roles: Vec::new(),
+            token: None,
         }
+    }
+
+    /// Returns this caller presenting `token` as its bearer token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     pub fn with_roles(mut self, roles: &[&str]) -> Self {
@@ -53,6 +63,9 @@ impl Caller {
         }
         if !self.roles.is_empty() {
             metadata.insert("x-roomd-roles", metadata_value(&self.roles.join(",")));
+        }
+        if let Some(token) = &self.token {
+            metadata.insert("authorization", metadata_value(&format!("Bearer {token}")));
         }
         request
     }

@@ -20,6 +20,8 @@
 //! - [`RedisServer`] ([`redis`]): a real `redis-server` on a free loopback
 //!   port with the append-only file on, which can be stopped, killed and
 //!   restarted with its data.
+//! - [`TestCa`] ([`tls`]) and [`JwtKeys`] ([`jwt`]): certificates, keys
+//!   and tokens made at test time, for authentication tests.
 //! - [`Cluster`] ([`cluster`]): several `roomd` processes sharing one
 //!   [`RedisServer`], each of which can be signalled and restarted.
 //!
@@ -28,20 +30,24 @@
 pub mod caller;
 pub mod cluster;
 pub mod fault;
+pub mod jwt;
 pub mod node;
 pub mod poll;
 pub mod process;
 pub mod redis;
 pub mod requests;
+pub mod tls;
 
 pub use self::redis::RedisServer;
 pub use caller::Caller;
 pub use cluster::{Cluster, ClusterBuilder, ClusterNode};
 pub use fault::{Fault, bad_request_fields, error_info, expect_fault};
+pub use jwt::JwtKeys;
 pub use node::{TestNode, connect};
 pub use poll::eventually;
-pub use process::{RoomdProcess, binary, free_loopback_address};
+pub use process::{RoomdProcess, binary, free_loopback_address, run_roomd};
 pub use requests::*;
+pub use tls::TestCa;
 
 /// Fully qualified name of the public rooms service, as health checks and
 /// server reflection name it.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use roomd_proto::v1::rooms_client::RoomsClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -226,6 +226,8 @@ pub struct RoomdProcess {
     /// `ROOMD_INTERNAL_LISTEN` for [`RoomdProcess::spawn`]. A roomd without
     /// clustering may never bind it.
     pub internal_address: SocketAddr,
+    /// Client TLS settings when the process serves TLS.
+    tls: Option<ClientTlsConfig>,
     child: Child,
     /// Everything the process wrote to stderr (its log) so far.
     log: Arc<Mutex<Vec<u8>>>,
@@ -260,7 +262,14 @@ impl RoomdProcess {
     /// 20 s.
     pub async fn spawn(extra_args: &[&str]) -> Self {
         let extra_args: Vec<String> = extra_args.iter().map(|&arg| arg.to_owned()).collect();
-        Self::spawn_with(&extra_args, InternalAddressSource::Environment).await
+        Self::spawn_with(&extra_args, InternalAddressSource::Environment, None).await
+    }
+
+    /// Like [`RoomdProcess::spawn`] for a `roomd` that serves TLS, with its
+    /// `--tls-*` flags in `extra_args`. The health check and
+    /// [`RoomdProcess::rooms_client`] connect with `tls`.
+    pub async fn spawn_tls(extra_args: &[String], tls: ClientTlsConfig) -> Self {
+        Self::spawn_with(extra_args, InternalAddressSource::Environment, Some(tls)).await
     }
 
     /// Starts the `roomd` binary with `--listen`, `--internal-listen` and
@@ -273,10 +282,14 @@ impl RoomdProcess {
     /// When `roomd` cannot be built, exits early (for example because it
     /// rejects one of the flags), or is not ready within 20 s.
     pub async fn spawn_clustered(extra_args: &[String]) -> Self {
-        Self::spawn_with(extra_args, InternalAddressSource::Flags).await
+        Self::spawn_with(extra_args, InternalAddressSource::Flags, None).await
     }
 
-    async fn spawn_with(extra_args: &[String], internal_source: InternalAddressSource) -> Self {
+    async fn spawn_with(
+        extra_args: &[String],
+        internal_source: InternalAddressSource,
+        tls: Option<ClientTlsConfig>,
+    ) -> Self {
         // The first call builds the binaries, which must not block the
         // runtime's threads.
         let program = tokio::task::spawn_blocking(|| binary("roomd"))
@@ -293,10 +306,10 @@ impl RoomdProcess {
             };
             let spawned = Self::try_spawn(
                 &program,
-                address,
-                internal_address,
+                (address, internal_address),
                 internal_source,
                 extra_args,
+                tls.clone(),
             );
             match spawned.await {
                 Ok(process) => return process,
@@ -312,10 +325,10 @@ impl RoomdProcess {
 
     async fn try_spawn(
         program: &Path,
-        address: SocketAddr,
-        internal_address: SocketAddr,
+        (address, internal_address): (SocketAddr, SocketAddr),
         internal_source: InternalAddressSource,
         extra_args: &[String],
+        tls: Option<ClientTlsConfig>,
     ) -> Result<Self, SpawnError> {
         let mut command = Command::new(program);
         command.arg("--listen").arg(address.to_string());
@@ -347,6 +360,7 @@ impl RoomdProcess {
         let mut process = RoomdProcess {
             address,
             internal_address,
+            tls,
             child,
             log,
         };
@@ -385,7 +399,7 @@ impl RoomdProcess {
     /// serving within 2 s. A paused (SIGSTOP) process accepts the
     /// connection but never replies, so it counts as not serving.
     pub async fn is_serving(&self) -> bool {
-        let Ok(endpoint) = Endpoint::from_shared(self.url()) else {
+        let Some(endpoint) = self.endpoint() else {
             return false;
         };
         let Ok(channel) = endpoint
@@ -405,14 +419,42 @@ impl RoomdProcess {
         }
     }
 
-    /// Returns the URL clients connect to, such as `http://127.0.0.1:40123`.
+    /// Returns the URL clients connect to, such as `http://127.0.0.1:40123`,
+    /// or `https://...` when the process serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
     /// Connects a `Rooms` client to the process.
     pub async fn rooms_client(&self) -> RoomsClient<Channel> {
-        RoomsClient::new(connect(self.address).await)
+        match &self.tls {
+            None => RoomsClient::new(connect(self.address).await),
+            Some(tls) => RoomsClient::new(self.channel(tls.clone()).await),
+        }
+    }
+
+    /// Connects to the public address over TLS with `tls`, which may carry
+    /// a client certificate.
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub async fn channel(&self, tls: ClientTlsConfig) -> Channel {
+        let url = format!("https://{}", self.address);
+        Endpoint::from_shared(url.clone())
+            .and_then(|endpoint| endpoint.tls_config(tls))
+            .unwrap_or_else(|e| panic!("invalid endpoint {url}: {e}"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to roomd at {url}: {e}"))
+    }
+
+    fn endpoint(&self) -> Option<Endpoint> {
+        let endpoint = Endpoint::from_shared(self.url()).ok()?;
+        match &self.tls {
+            Some(tls) => endpoint.tls_config(tls.clone()).ok(),
+            None => Some(endpoint),
+        }
     }
 
     /// Returns what the process has logged so far.
@@ -533,6 +575,27 @@ impl Drop for RoomdProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the `roomd` binary with `args` until it exits, off the async
+/// runtime's threads, for tests of start-up failures. The Redis and cluster
+/// variables of the developer's shell are removed first.
+///
+/// # Panics
+/// When `roomd` cannot be built or started.
+pub async fn run_roomd(args: Vec<String>) -> std::process::Output {
+    let program = tokio::task::spawn_blocking(|| binary("roomd"))
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(program);
+        for name in CLUSTER_ENVIRONMENT {
+            command.env_remove(name);
+        }
+        command.args(&args).output().expect("roomd runs")
+    })
+    .await
+    .expect("the roomd task completes")
 }
 
 /// Copies `stderr` into `log` on a thread until the process closes it, so

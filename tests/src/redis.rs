@@ -39,6 +39,10 @@ const LOG_FILE: &str = "redis.log";
 /// with SIGKILL and deletes the data folder.
 pub struct RedisServer {
     port: u16,
+    /// The TLS port of a server from [`RedisServer::spawn_secured`].
+    tls_port: Option<u16>,
+    /// Flags after the harness's own, kept for restarts.
+    extra_args: Vec<String>,
     /// The server's working folder: append-only files and log.
     dir: TempDir,
     /// The running process, or `None` while the server is stopped.
@@ -60,15 +64,7 @@ impl RedisServer {
     /// When `redis-server` is not on `PATH`, exits early, or does not reply
     /// to PING within 10 s.
     pub async fn spawn() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("roomd-redis-")
-            .tempdir()
-            .expect("create a temporary folder for redis-server");
-        let mut server = RedisServer {
-            port: 0,
-            dir,
-            child: None,
-        };
+        let mut server = Self::not_started();
         let mut failures = Vec::new();
         for _ in 0..SPAWN_ATTEMPTS {
             server.port = free_loopback_address().port();
@@ -82,6 +78,71 @@ impl RedisServer {
             "redis-server found no free port in {SPAWN_ATTEMPTS} attempts; last log:\n{}",
             failures.last().map_or("", String::as_str)
         );
+    }
+
+    /// Starts `redis-server` like [`RedisServer::spawn`], with a password
+    /// and, besides the plain port, a TLS port that serves `cert` (issued
+    /// for `127.0.0.1`). Clients need no certificate of their own. Commands
+    /// on either port need the password.
+    ///
+    /// # Panics
+    /// As [`RedisServer::spawn`] does, and when this `redis-server` was
+    /// built without TLS.
+    pub async fn spawn_secured(cert: &crate::tls::CertFiles, password: &str) -> Self {
+        let mut server = Self::not_started();
+        for _ in 0..SPAWN_ATTEMPTS {
+            server.port = free_loopback_address().port();
+            let tls_port = free_loopback_address().port();
+            server.tls_port = Some(tls_port);
+            server.extra_args = vec![
+                "--requirepass".into(),
+                password.into(),
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                cert.cert.display().to_string(),
+                "--tls-key-file".into(),
+                cert.key.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ];
+            match server.try_start().await {
+                Ok(()) => return server,
+                Err(StartError::PortTaken(_)) => continue,
+                Err(StartError::Failed(message)) => panic!("{message}"),
+            }
+        }
+        panic!("redis-server found no free ports in {SPAWN_ATTEMPTS} attempts");
+    }
+
+    /// Returns a server that has not been started, with a new temporary
+    /// folder.
+    fn not_started() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("roomd-redis-")
+            .tempdir()
+            .expect("create a temporary folder for redis-server");
+        RedisServer {
+            port: 0,
+            tls_port: None,
+            extra_args: Vec::new(),
+            dir,
+            child: None,
+        }
+    }
+
+    /// Returns the TLS port of a server from [`RedisServer::spawn_secured`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// Returns the `rediss://` URL of the TLS port, without the password.
+    ///
+    /// # Panics
+    /// When the server was not started by [`RedisServer::spawn_secured`].
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("the server has a TLS port");
+        format!("rediss://127.0.0.1:{port}")
     }
 
     /// Returns the URL that Redis clients and `roomd --redis-url` take,
@@ -284,6 +345,7 @@ impl RedisServer {
             .args(["--daemonize", "no"])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .args(["--save", ""])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -347,8 +409,9 @@ impl Drop for RedisServer {
     }
 }
 
-/// Tells whether a Redis server on `address` replies PONG to PING. A
-/// server still loading its append-only file replies `-LOADING` instead.
+/// Tells whether a Redis server on `address` replies PONG to PING, or
+/// `-NOAUTH` when it has a password. A server still loading its
+/// append-only file replies `-LOADING` instead.
 async fn replies_pong(address: SocketAddr) -> bool {
     let exchange = async {
         let mut stream = TcpStream::connect(address).await?;
@@ -359,7 +422,7 @@ async fn replies_pong(address: SocketAddr) -> bool {
     };
     matches!(
         tokio::time::timeout(Duration::from_secs(1), exchange).await,
-        Ok(Ok(line)) if line.trim_end() == "+PONG"
+        Ok(Ok(line)) if line.trim_end() == "+PONG" || line.starts_with("-NOAUTH")
     )
 }
 

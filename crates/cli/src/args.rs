@@ -1,5 +1,7 @@
 //! Subcommands and flags of `roomctl`, and the parsers for their values.
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use roomd_proto::v1::{PropertyDefinition, PropertyType, SortField};
@@ -20,7 +22,8 @@ const CONNECTION: &str = "Connection options";
                   reached or does not reply in time."
 )]
 pub struct Cli {
-    /// roomd address, as host:port or http://host:port.
+    /// roomd address, as host:port, http://host:port or https://host:port.
+    /// A host:port address uses https when --ca is given.
     #[arg(
         long,
         global = true,
@@ -71,6 +74,57 @@ pub struct Cli {
         help_heading = CONNECTION
     )]
     pub timeout: u64,
+
+    /// Bearer token sent as `authorization: Bearer TOKEN`: a service token
+    /// or a JWT. Prefer --token-file, since other users may see a command
+    /// line.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file",
+        help_heading = CONNECTION
+    )]
+    pub token: Option<String>,
+
+    /// File whose content (without the trailing newline) is the bearer
+    /// token.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = CONNECTION
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// PEM CA bundle that roomd's TLS certificate is checked against;
+    /// turns on TLS.
+    #[arg(long, global = true, env = "ROOMD_CA", value_name = "FILE", help_heading = CONNECTION)]
+    pub ca: Option<PathBuf>,
+
+    /// PEM client certificate to present to roomd; needs --key.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_CERT",
+        value_name = "FILE",
+        requires = "key",
+        help_heading = CONNECTION
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMD_KEY",
+        value_name = "FILE",
+        requires = "cert",
+        help_heading = CONNECTION
+    )]
+    pub key: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,

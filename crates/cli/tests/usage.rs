@@ -8,6 +8,11 @@ const ROOMCTL: &str = env!("CARGO_BIN_EXE_roomctl");
 fn roomctl(args: &[&str]) -> std::process::Output {
     Command::new(ROOMCTL)
         .env_remove("ROOMD_ADDR")
+        .env_remove("ROOMD_TOKEN")
+        .env_remove("ROOMD_TOKEN_FILE")
+        .env_remove("ROOMD_CA")
+        .env_remove("ROOMD_CERT")
+        .env_remove("ROOMD_KEY")
         .args(args)
         .output()
         .expect("roomctl runs")
@@ -87,4 +92,35 @@ fn unreachable_server_names_the_cause() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert!(stderr.contains("--addr"), "{stderr}");
+}
+
+#[test]
+fn credential_flags_are_checked_locally() {
+    let dir = std::env::temp_dir().join(format!("roomctl-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a folder");
+    let spaced = dir.join("spaced-token");
+    std::fs::write(&spaced, "two words\n").expect("write the token file");
+    let missing = dir.join("missing");
+    let spaced = spaced.display().to_string();
+    let missing = missing.display().to_string();
+
+    let cases: [(&[&str], &str); 5] = [
+        (&["--token-file", &missing, "get", "x"], "--token-file"),
+        (&["--token-file", &spaced, "get", "x"], "--token-file"),
+        (&["--token", "a b", "get", "x"], "--token"),
+        (&["--ca", &missing, "get", "x"], "--ca"),
+        (&["--cert", &missing, "get", "x"], "--key"),
+    ];
+    for (args, flag) in cases {
+        // Port 1 has no listener: a check that passed would fail to connect
+        // and exit 3 instead.
+        let mut full = vec!["--addr", "127.0.0.1:1"];
+        full.extend_from_slice(args);
+        let output = roomctl(&full);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("two words"), "{args:?} printed the token");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,9 +49,18 @@ impl Cluster {
     /// Starts the heartbeat and the adoption scan of a node that already
     /// joined the directory and runs `service`.
     pub fn start(node: Arc<ClusterNode>, service: RoomService) -> Arc<Self> {
+        Self::start_with_peers(node, service, Peers::default())
+    }
+
+    /// Like [`Cluster::start`], reaching the other nodes through `peers`.
+    pub fn start_with_peers(
+        node: Arc<ClusterNode>,
+        service: RoomService,
+        peers: Peers,
+    ) -> Arc<Self> {
         let cluster = Arc::new(Cluster {
             node,
-            peers: Peers::default(),
+            peers,
             service,
             stop: watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),

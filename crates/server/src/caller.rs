@@ -6,9 +6,9 @@
 //! | `x-roomd-account` | the acting account; absent means the calling service itself, `anonymous` a caller that is not signed in |
 //! | `x-roomd-roles` | comma-separated roles of the principal |
 //!
-//! NOTE: this build authenticates no caller, so it trusts these headers from
-//! anyone who can reach the port. That is why it serves loopback addresses
-//! only unless started with `--insecure-no-auth`.
+//! These headers are trusted only once [`crate::auth`] has authenticated
+//! the caller, or when no authentication is configured and the server
+//! listens on loopback addresses only.
 
 use roomd_model::{Principal, RoomError, RoomResult, validate};
 use tonic::metadata::MetadataMap;
@@ -70,6 +70,28 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Writes this caller as the metadata of a request that another node
+    /// serves for it.
+    pub fn write_metadata(&self, metadata: &mut MetadataMap) -> RoomResult<()> {
+        let value = |key: &str, text: &str| {
+            text.parse()
+                .map_err(|_| RoomError::validation(key, "must be printable ASCII"))
+        };
+        metadata.insert(ORG_HEADER, value(ORG_HEADER, &self.org)?);
+        let (account, roles) = match &self.principal {
+            Principal::Service => return Ok(()),
+            Principal::Account { id, roles } => (id.as_str(), roles),
+            Principal::Anonymous { roles } => ("anonymous", roles),
+        };
+        metadata.insert(ACCOUNT_HEADER, value(ACCOUNT_HEADER, account)?);
+        if !roles.is_empty() {
+            metadata.insert(ROLES_HEADER, value(ROLES_HEADER, &roles.join(","))?);
+        }
+        Ok(())
+    }
+}
+
 fn header<'a>(metadata: &'a MetadataMap, key: &str) -> RoomResult<Option<&'a str>> {
     match metadata.get(key) {
         None => Ok(None),
@@ -80,7 +102,7 @@ fn header<'a>(metadata: &'a MetadataMap, key: &str) -> RoomResult<Option<&'a str
     }
 }
 
-fn parse_roles(text: &str) -> RoomResult<Vec<String>> {
+pub(crate) fn parse_roles(text: &str) -> RoomResult<Vec<String>> {
     let mut roles = Vec::new();
     for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         validate::identifier(ROLES_HEADER, role)?;
@@ -146,6 +168,34 @@ mod tests {
             key(&[("x-roomd-account", "anonymous")]),
             "default/anonymous"
         );
+    }
+
+    #[test]
+    fn written_metadata_reads_back_as_the_same_caller() {
+        let callers = [
+            Caller {
+                org: "clinic1".into(),
+                principal: Principal::Service,
+            },
+            Caller {
+                org: "clinic1".into(),
+                principal: Principal::Account {
+                    id: "acc1".into(),
+                    roles: vec!["nurse".into(), "admin".into()],
+                },
+            },
+            Caller {
+                org: "default".into(),
+                principal: Principal::Anonymous {
+                    roles: vec!["guest".into()],
+                },
+            },
+        ];
+        for caller in callers {
+            let mut metadata = MetadataMap::new();
+            caller.write_metadata(&mut metadata).unwrap();
+            assert_eq!(Caller::from_metadata(&metadata).unwrap(), caller);
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! environment variable named beside it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
@@ -11,6 +13,14 @@ use roomd_actors::registry::RestartPolicy;
 use roomd_model::limits::{MAX_FILTER_DEPTH, MAX_LABEL_CHARS, MAX_PAGE_SIZE};
 use roomd_model::room::{MAX_PARTICIPANTS, MAX_TIMEOUT_SECS, MIN_PARTICIPANTS, MIN_TIMEOUT_SECS};
 use roomd_model::{Limits, RoomDefaults};
+
+use crate::auth::jwt::JwtValidator;
+use crate::auth::tls::{ClientCertificates, TlsSettings};
+use crate::auth::tokens::{self, ServiceTokens};
+use crate::auth::{AuthConfigError, Authenticator};
+
+/// Help heading of the authentication and TLS flags.
+const SECURITY: &str = "Authentication and TLS";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -23,16 +33,67 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "roomd", version)]
 pub struct Args {
-    /// Address of the public gRPC API. Without authentication (which this
-    /// build does not have yet) only loopback addresses are allowed, unless
-    /// --insecure-no-auth is given.
+    /// Address of the public gRPC API. Without caller authentication
+    /// (--service-tokens-file, --jwt-*, --tls-client-ca) only loopback
+    /// addresses are allowed, unless --insecure-no-auth is given.
     #[arg(long, env = "ROOMD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// Serve a non-loopback address without authenticating callers. Every
-    /// caller that can reach the port is then trusted.
-    #[arg(long, env = "ROOMD_INSECURE_NO_AUTH")]
+    /// Serve a non-loopback address without authenticating callers (or,
+    /// on the internal port, nodes). Every caller that can reach the port
+    /// is then trusted.
+    #[arg(long, env = "ROOMD_INSECURE_NO_AUTH", help_heading = SECURITY)]
     pub insecure_no_auth: bool,
+
+    /// PEM certificate chain that the public and the internal port serve
+    /// TLS with; needs --tls-key.
+    #[arg(long, env = "ROOMD_TLS_CERT", value_name = "FILE", requires = "tls_key", help_heading = SECURITY)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ROOMD_TLS_KEY", value_name = "FILE", requires = "tls_cert", help_heading = SECURITY)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: a client certificate it issued authenticates the
+    /// caller as a service. Clients without a certificate may still use a
+    /// bearer token. Needs --tls-cert.
+    #[arg(long, env = "ROOMD_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert", help_heading = SECURITY)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA bundle that the other nodes' --tls-cert is checked against
+    /// when this node forwards a request; needed with --tls-cert and
+    /// --redis-url.
+    #[arg(long, env = "ROOMD_TLS_PEER_CA", value_name = "FILE", help_heading = SECURITY)]
+    pub tls_peer_ca: Option<PathBuf>,
+
+    /// File of named service tokens, one `NAME TOKEN` line each, accepted
+    /// as `authorization: Bearer TOKEN`.
+    #[arg(long, env = "ROOMD_SERVICE_TOKENS_FILE", value_name = "FILE", help_heading = SECURITY)]
+    pub service_tokens_file: Option<PathBuf>,
+
+    /// File with the HS256 secret (at least 32 bytes) that JWTs may be
+    /// signed with.
+    #[arg(long, env = "ROOMD_JWT_SECRET_FILE", value_name = "FILE", help_heading = SECURITY)]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// PEM public key that JWTs may be signed with: RSA for RS256, P-256
+    /// for ES256. May be repeated.
+    #[arg(long, env = "ROOMD_JWT_PUBLIC_KEY_FILE", value_name = "FILE", value_delimiter = ',', help_heading = SECURITY)]
+    pub jwt_public_key_file: Vec<PathBuf>,
+
+    /// Audience (`aud`) that a JWT must name; required with a JWT key.
+    #[arg(long, env = "ROOMD_JWT_AUDIENCE", value_name = "AUDIENCE", help_heading = SECURITY)]
+    pub jwt_audience: Option<String>,
+
+    /// Issuer (`iss`) that a JWT must name; any issuer when unset.
+    #[arg(long, env = "ROOMD_JWT_ISSUER", value_name = "ISSUER", help_heading = SECURITY)]
+    pub jwt_issuer: Option<String>,
+
+    /// File with the token that nodes present to each other's internal
+    /// port; the same file on every node. Without it the internal port
+    /// trusts every caller and serves loopback addresses only.
+    #[arg(long, env = "ROOMD_NODE_TOKEN_FILE", value_name = "FILE", help_heading = SECURITY)]
+    pub node_token_file: Option<PathBuf>,
 
     /// Default seconds from opening until a room closes unless someone joined.
     #[arg(long, env = "ROOMD_UNUSED_TIMEOUT", default_value_t = 300, value_parser = timeout_secs)]
@@ -75,6 +136,16 @@ pub struct Args {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+
+    /// File with the Redis password, used instead of a password in
+    /// --redis-url.
+    #[arg(long, env = "ROOMD_REDIS_PASSWORD_FILE", value_name = "FILE")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// PEM CA bundle that a rediss:// server's certificate is checked
+    /// against, instead of the system's trusted roots.
+    #[arg(long, env = "ROOMD_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
 
     /// Seconds a node's heartbeat lasts. A node that misses it is taken for
     /// dead: other nodes adopt its rooms, and it stops serving them itself.
@@ -235,6 +306,84 @@ impl Args {
         }
         Ok(())
     }
+
+    /// Loads the credentials and TLS settings the flags name. The error
+    /// names the flag and the file, never a secret.
+    pub fn load_security(&self) -> Result<Security, AuthConfigError> {
+        let service_tokens = self
+            .service_tokens_file
+            .as_deref()
+            .map(ServiceTokens::load)
+            .transpose()?;
+        let jwt = self.load_jwt()?;
+        let client_certificates = self
+            .tls_client_ca
+            .as_deref()
+            .map(ClientCertificates::load)
+            .transpose()?;
+        let node_token = self
+            .node_token_file
+            .as_deref()
+            .map(|path| tokens::load_single(path, "--node-token-file"))
+            .transpose()?;
+
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsSettings::load(cert, key, client_certificates.as_ref())?)
+            }
+            _ => None,
+        };
+        if tls.is_some() && self.redis_url.is_some() && self.tls_peer_ca.is_none() {
+            return Err(AuthConfigError::Usage(
+                "--tls-cert with --redis-url needs --tls-peer-ca, the CA that checks the other nodes' certificates".into(),
+            ));
+        }
+        let peer_tls = self
+            .tls_peer_ca
+            .as_deref()
+            .map(|path| {
+                let pem = std::fs::read(path).map_err(|source| AuthConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let ca = tonic::transport::Certificate::from_pem(pem);
+                Ok::<_, AuthConfigError>(
+                    tonic::transport::ClientTlsConfig::new().ca_certificate(ca),
+                )
+            })
+            .transpose()?;
+        Ok(Security {
+            authenticator: Authenticator::new(service_tokens, jwt, client_certificates, node_token),
+            tls,
+            peer_tls,
+        })
+    }
+
+    fn load_jwt(&self) -> Result<Option<JwtValidator>, AuthConfigError> {
+        if self.jwt_secret_file.is_none() && self.jwt_public_key_file.is_empty() {
+            return Ok(None);
+        }
+        let Some(audience) = self.jwt_audience.as_deref().filter(|a| !a.is_empty()) else {
+            return Err(AuthConfigError::Usage(
+                "--jwt-secret-file and --jwt-public-key-file need --jwt-audience".into(),
+            ));
+        };
+        JwtValidator::load(
+            self.jwt_secret_file.as_deref(),
+            &self.jwt_public_key_file,
+            audience,
+            self.jwt_issuer.as_deref(),
+        )
+        .map(Some)
+    }
+}
+
+/// The credentials and TLS settings loaded from the flags.
+#[derive(Debug)]
+pub struct Security {
+    pub authenticator: Authenticator,
+    pub tls: Option<TlsSettings>,
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 /// Everything a node needs to run, independent of how it was parsed.
@@ -247,6 +396,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Serve the fault-injection service.
     pub enable_chaos: bool,
+    /// Credentials accepted on both ports.
+    pub authenticator: Arc<Authenticator>,
+    /// TLS of both ports; plain HTTP/2 when unset.
+    pub tls: Option<TlsSettings>,
+    /// TLS settings for reaching the other nodes' internal port; plain
+    /// HTTP/2 when unset.
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -256,15 +412,40 @@ impl Default for ServerConfig {
             insecure_no_auth: false,
             shutdown_grace: Duration::from_secs(10),
             enable_chaos: false,
+            authenticator: Arc::new(Authenticator::default()),
+            tls: None,
+            peer_tls: None,
         }
     }
 }
 
 impl ServerConfig {
-    /// Fails for a non-loopback address unless unauthenticated serving was
-    /// asked for, since this build cannot authenticate callers.
-    pub fn check_listen_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
-        if address.ip().is_loopback() || self.insecure_no_auth {
+    /// Serves with the credentials and TLS settings of `security`.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.authenticator = Arc::new(security.authenticator);
+        self.tls = security.tls;
+        self.peer_tls = security.peer_tls;
+        self
+    }
+
+    /// Fails for a non-loopback public address unless callers are
+    /// authenticated or unauthenticated serving was asked for.
+    pub fn check_public_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
+        self.check_address(address, self.authenticator.authenticates_callers())
+    }
+
+    /// Fails for a non-loopback internal address unless nodes are
+    /// authenticated or unauthenticated serving was asked for.
+    pub fn check_internal_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
+        self.check_address(address, self.authenticator.authenticates_nodes())
+    }
+
+    fn check_address(
+        &self,
+        address: SocketAddr,
+        authenticated: bool,
+    ) -> Result<(), crate::ServerError> {
+        if address.ip().is_loopback() || authenticated || self.insecure_no_auth {
             Ok(())
         } else {
             Err(crate::ServerError::UnauthenticatedAddress(address))
@@ -289,6 +470,9 @@ impl From<&Args> for ServerConfig {
             insecure_no_auth: args.insecure_no_auth,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             enable_chaos: args.enable_chaos,
+            authenticator: Arc::new(Authenticator::default()),
+            tls: None,
+            peer_tls: None,
         }
     }
 }
@@ -346,11 +530,10 @@ mod tests {
         let good = Args::try_parse_from(["roomd", "--redis-url", "redis://127.0.0.1:6379/2"]);
         assert_eq!(good.unwrap().check(), Ok(()));
 
-        for bad in [
-            "not a url",
-            "http://127.0.0.1:6379",
-            "rediss://127.0.0.1:6379",
-        ] {
+        let tls = Args::try_parse_from(["roomd", "--redis-url", "rediss://127.0.0.1:6379"]);
+        assert_eq!(tls.unwrap().check(), Ok(()));
+
+        for bad in ["not a url", "http://127.0.0.1:6379"] {
             let args = Args::try_parse_from(["roomd", "--redis-url", bad]).unwrap();
             let message = args.check().unwrap_err();
             assert!(
@@ -368,6 +551,49 @@ mod tests {
             !message.contains("s3cret"),
             "the password leaked: {message}"
         );
+    }
+
+    #[test]
+    fn unspecified_address_needs_authentication() {
+        // 0.0.0.0 stands for every interface; the check only reads it.
+        let everywhere: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+
+        let open = ServerConfig::default();
+        assert!(open.check_public_address(loopback).is_ok());
+        assert!(open.check_internal_address(loopback).is_ok());
+        assert!(open.check_public_address(everywhere).is_err());
+        assert!(open.check_internal_address(everywhere).is_err());
+
+        let tokens = ServiceTokens::parse("scheduler 0123456789abcdef-token").unwrap();
+        let callers = ServerConfig {
+            authenticator: Arc::new(Authenticator::new(Some(tokens), None, None, None)),
+            ..ServerConfig::default()
+        };
+        assert!(callers.check_public_address(everywhere).is_ok());
+        assert!(callers.check_internal_address(everywhere).is_err());
+
+        let insecure = ServerConfig {
+            insecure_no_auth: true,
+            ..ServerConfig::default()
+        };
+        assert!(insecure.check_public_address(everywhere).is_ok());
+        assert!(insecure.check_internal_address(everywhere).is_ok());
+    }
+
+    #[test]
+    fn security_flags_are_checked_at_start() {
+        let args = Args::try_parse_from(["roomd", "--jwt-secret-file", "/nonexistent"]).unwrap();
+        let error = args.load_security().unwrap_err().to_string();
+        assert!(error.contains("--jwt-audience"), "{error}");
+
+        assert!(Args::try_parse_from(["roomd", "--tls-cert", "cert.pem"]).is_err());
+        assert!(Args::try_parse_from(["roomd", "--tls-client-ca", "ca.pem"]).is_err());
+
+        let args =
+            Args::try_parse_from(["roomd", "--node-token-file", "/nonexistent/token"]).unwrap();
+        let error = args.load_security().unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/token"), "{error}");
     }
 
     #[test]

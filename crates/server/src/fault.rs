@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use roomd_model::RoomError;
+
+use crate::auth::AuthError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{debug, info, warn};
@@ -65,6 +67,18 @@ pub fn status(error: RoomError) -> Status {
     Status::with_error_details(code(&error), error.to_string(), details)
 }
 
+/// Converts a failed authentication into the status sent to the client:
+/// `unauthenticated`, or a validation fault for malformed principal
+/// metadata.
+pub fn unauthenticated(error: AuthError) -> Status {
+    match error {
+        AuthError::Metadata(error) => status(error),
+        error => status(RoomError::Unauthenticated {
+            message: error.to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +95,22 @@ mod tests {
 
         let bad_request = status.get_details_bad_request().unwrap();
         assert_eq!(bad_request.field_violations[0].field, "label");
+    }
+
+    #[test]
+    fn auth_errors_are_unauthenticated_or_validation() {
+        let status = unauthenticated(AuthError::MissingCredential);
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "unauthenticated"
+        );
+
+        let status = unauthenticated(AuthError::Metadata(RoomError::validation(
+            "x-roomd-org",
+            "must be printable ASCII",
+        )));
+        assert_eq!(status.code(), Code::InvalidArgument);
     }
 
     #[test]

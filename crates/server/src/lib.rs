@@ -3,6 +3,8 @@
 //! - [`config`]: command-line flags and their `ROOMD_*` environment
 //!   variables, turned into a [`ServerConfig`].
 //! - [`api`]: the `Rooms` and `Definitions` gRPC services.
+//! - [`auth`]: authentication of callers and nodes (TLS, client
+//!   certificates, service tokens, JWTs) and the caller it resolves to.
 //! - [`caller`]: the org and acting principal read from request metadata.
 //! - [`limits`]: the request rate per caller and the request size limit.
 //! - [`fault`]: the one mapping from [`roomd_model::RoomError`] to gRPC
@@ -11,6 +13,7 @@
 //! - [`RoomdServer`]: starts the node and serves it until shutdown.
 
 pub mod api;
+pub mod auth;
 pub mod caller;
 pub mod config;
 pub mod fault;
@@ -18,5 +21,5 @@ pub mod limits;
 pub mod metrics;
 mod server;
 
-pub use config::{Args, LogFormat, ServerConfig};
+pub use config::{Args, LogFormat, Security, ServerConfig};
 pub use server::{RoomdServer, ServerError};

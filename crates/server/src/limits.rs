@@ -81,9 +81,14 @@ impl RateInterceptor {
 
 impl Interceptor for RateInterceptor {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let key = Caller::from_metadata(request.metadata())
-            .map(|caller| caller.limit_key())
-            .unwrap_or_else(|_| INVALID_CALLER_KEY.to_owned());
+        // The authenticated caller when authentication ran first; the
+        // headers otherwise.
+        let key = match request.extensions().get::<Caller>() {
+            Some(caller) => caller.limit_key(),
+            None => Caller::from_metadata(request.metadata())
+                .map(|caller| caller.limit_key())
+                .unwrap_or_else(|_| INVALID_CALLER_KEY.to_owned()),
+        };
         self.rate.check(&key).map_err(fault::status)?;
         Ok(request)
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use roomd_cluster::ClusterConfig;
-use roomd_server::{Args, LogFormat, RoomdServer, ServerConfig};
+use roomd_server::{Args, LogFormat, RoomdServer, Security, ServerConfig};
 use roomd_store::{RedisConfig, RedisStore};
 use tokio::net::TcpListener;
 use tracing::{error, info};
@@ -22,12 +22,19 @@ async fn main() -> ExitCode {
         eprintln!("roomd: {message}");
         return ExitCode::from(2);
     }
+    let security = match args.load_security() {
+        Ok(security) => security,
+        Err(error) => {
+            eprintln!("roomd: {error}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(message) = install_tracing(&args) {
         eprintln!("roomd: {message}");
         return ExitCode::FAILURE;
     }
 
-    match run(args).await {
+    match run(args, security).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!(error = %message, "roomd failed");
@@ -36,11 +43,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, security: Security) -> Result<(), String> {
     let shutdown = shutdown_signal()?;
-    let config = ServerConfig::from(&args);
+    let config = ServerConfig::from(&args).with_security(security);
     config
-        .check_listen_address(args.listen)
+        .check_public_address(args.listen)
         .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -68,7 +75,7 @@ async fn start_clustered(
     config: ServerConfig,
 ) -> Result<Result<RoomdServer, roomd_server::ServerError>, String> {
     config
-        .check_listen_address(args.internal_listen)
+        .check_internal_address(args.internal_listen)
         .map_err(|e| e.to_string())?;
     let internal = TcpListener::bind(args.internal_listen)
         .await
@@ -80,7 +87,7 @@ async fn start_clustered(
             .map_err(|e| format!("cannot read the internal address: {e}"))?
             .to_string(),
     };
-    let store = RedisStore::connect(RedisConfig::new(url))
+    let store = RedisStore::connect(redis_config(args, url)?)
         .await
         .map_err(|e| e.to_string())?;
     let cluster = ClusterConfig {
@@ -88,6 +95,22 @@ async fn start_clustered(
         advertise_address,
     };
     Ok(RoomdServer::start_clustered(config, Arc::new(store), cluster, internal).await)
+}
+
+/// Builds the Redis settings: the URL, and the password and CA files.
+fn redis_config(args: &Args, url: &str) -> Result<RedisConfig, String> {
+    let mut config = RedisConfig::new(url);
+    if let Some(path) = &args.redis_password_file {
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --redis-password-file {}: {e}", path.display()))?;
+        config.password = Some(password.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if let Some(path) = &args.redis_ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read --redis-ca {}: {e}", path.display()))?;
+        config.ca_certificate = Some(pem);
+    }
+    Ok(config)
 }
 
 fn install_tracing(args: &Args) -> Result<(), String> {

@@ -5,28 +5,34 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use roomd_actors::{Membership, RoomService, SingleNode, SystemClock};
-use roomd_cluster::{Cluster, ClusterConfig, ClusterNode};
+use roomd_cluster::{Cluster, ClusterConfig, ClusterNode, Peers};
 use roomd_model::RoomError;
 use roomd_proto::v1::chaos_server::ChaosServer;
 use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
 use tokio::net::TcpListener;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic::body::Body;
+use tonic::codegen::{Service, http};
+use tonic::service::Routes;
+use tonic::transport::server::{Router, TcpIncoming};
+use tower::Layer;
 use tower::util::MapResponseLayer;
 use tracing::{info, warn};
 
 use crate::api::{ChaosApi, DefinitionsApi, Forwarder, RoomsApi};
+use crate::auth::tls::TlsSettings;
+use crate::auth::{AuthInterceptor, Port};
 use crate::config::ServerConfig;
 use crate::limits::{self, RateInterceptor, RequestRate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
-        "refusing to serve {0} without authentication: listen on a loopback address, or pass --insecure-no-auth to trust every caller that can reach it"
+        "refusing to serve {0} without authentication: listen on a loopback address, configure credentials (see --help), or pass --insecure-no-auth to trust every caller that can reach it"
     )]
     UnauthenticatedAddress(SocketAddr),
 
@@ -96,7 +102,7 @@ impl RoomdServer {
     where
         S: Store + NodeDirectory,
     {
-        config.check_listen_address(internal.local_addr()?)?;
+        config.check_internal_address(internal.local_addr()?)?;
         let node = ClusterNode::join(store.clone(), cluster_config).await?;
         let service = RoomService::start(
             store,
@@ -105,7 +111,11 @@ impl RoomdServer {
             config.service.clone(),
         )
         .await?;
-        let cluster = Cluster::start(node, service.clone());
+        let peers = match &config.peer_tls {
+            Some(tls) => Peers::with_tls(tls.clone()),
+            None => Peers::default(),
+        };
+        let cluster = Cluster::start_with_peers(node, service.clone(), peers);
         Ok(RoomdServer {
             service,
             config,
@@ -128,8 +138,9 @@ impl RoomdServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let address = listener.local_addr()?;
-        self.config.check_listen_address(address)?;
-        if !address.ip().is_loopback() {
+        self.config.check_public_address(address)?;
+        let authenticator = self.config.authenticator.clone();
+        if !address.ip().is_loopback() && !authenticator.authenticates_callers() {
             warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
         }
 
@@ -148,15 +159,26 @@ impl RoomdServer {
         };
         let rooms = match &cluster {
             Some(cluster) => {
-                RoomsApi::forwarding(self.service.clone(), Forwarder::new(cluster.clone()))
+                let forwarder = Forwarder::new(cluster.clone(), authenticator.node_token());
+                RoomsApi::forwarding(self.service.clone(), forwarder)
             }
             None => RoomsApi::new(self.service.clone()),
         };
         let node_id = self.service.membership().node_id();
-        info!(%address, %node_id, store = self.service.store().kind(), "roomd listening");
+        info!(
+            %address,
+            %node_id,
+            store = self.service.store().kind(),
+            tls = self.config.tls.is_some(),
+            authenticated = authenticator.authenticates_callers(),
+            "roomd listening"
+        );
         let chaos = self.config.enable_chaos.then(|| {
             warn!(%address, %node_id, "CHAOS SERVICE ENABLED: any trusted caller can kill this node's actors; never run this in production");
-            ChaosServer::new(ChaosApi::new(self.service.clone()))
+            ChaosServer::with_interceptor(
+                ChaosApi::new(self.service.clone()),
+                AuthInterceptor::new(authenticator.clone(), Port::Public),
+            )
         });
 
         // A registry that keeps failing leaves nothing to serve: stop the
@@ -179,17 +201,14 @@ impl RoomdServer {
         let service = self.service.clone();
         let draining = cluster.clone();
         let public_stop = stopping_seen.clone();
-        // Server::tcp_nodelay applies only to addresses tonic binds itself,
-        // so set it on the accepted sockets here. Without it, Nagle's
-        // algorithm holds back the tail of a response until the client's
-        // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
-        // 10 ms once it was off.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let limits = &self.config.service.limits;
         let max_request_bytes = limits.max_request_bytes;
         let rate = RequestRate::new(limits);
         let forget_idle_callers = tokio::spawn(forget_idle_callers(rate.clone()));
-        let public = Server::builder()
+        let public_auth = AuthInterceptor::new(authenticator.clone(), Port::Public);
+        // Each request is authenticated first, then counted against the
+        // caller's rate.
+        let router = Server::builder()
             .layer(MapResponseLayer::new(limits::request_size_fault(
                 max_request_bytes,
             )))
@@ -197,32 +216,44 @@ impl RoomdServer {
             .add_service(reflection)
             .add_service(InterceptedService::new(
                 RoomsServer::new(rooms).max_decoding_message_size(max_request_bytes),
-                RateInterceptor::new(rate.clone()),
+                Chained(public_auth.clone(), RateInterceptor::new(rate.clone())),
             ))
             .add_service(InterceptedService::new(
                 DefinitionsServer::new(DefinitionsApi::new(self.service.clone()))
                     .max_decoding_message_size(max_request_bytes),
-                RateInterceptor::new(rate),
+                Chained(public_auth, RateInterceptor::new(rate)),
             ))
-            .add_optional_service(chaos)
-            .serve_with_incoming_shutdown(incoming, async move {
-                shutdown.await;
-                if let Some(cluster) = draining {
-                    cluster.drain().await;
-                    health.set_not_serving::<RoomsServer<RoomsApi>>().await;
-                    cluster.settle().await;
-                }
-                info!("shutdown requested; finishing running requests");
+            .add_optional_service(chaos);
+        let tls = self.config.tls.clone();
+        let public = serve_router(router, listener, tls.clone(), async move {
+            shutdown.await;
+            if let Some(cluster) = draining {
+                cluster.drain().await;
                 health.set_not_serving::<RoomsServer<RoomsApi>>().await;
-                service.end_watches();
-                let _ = stopping.send(true);
-            });
+                cluster.settle().await;
+            }
+            info!("shutdown requested; finishing running requests");
+            health.set_not_serving::<RoomsServer<RoomsApi>>().await;
+            service.end_watches();
+            let _ = stopping.send(true);
+        });
         let internal = internal.map(|listener| {
+            let internal_auth = AuthInterceptor::new(authenticator.clone(), Port::Internal);
+            let router = Server::builder()
+                .layer(MapResponseLayer::new(limits::request_size_fault(
+                    max_request_bytes,
+                )))
+                .add_service(health_service)
+                .add_service(InterceptedService::new(
+                    RoomsServer::new(RoomsApi::new(self.service.clone()))
+                        .max_decoding_message_size(max_request_bytes),
+                    internal_auth,
+                ));
             serve_internal(
+                router,
                 listener,
-                self.service.clone(),
-                health_service,
-                max_request_bytes,
+                tls,
+                authenticator.authenticates_nodes(),
                 public_stop,
             )
         });
@@ -286,27 +317,73 @@ async fn forget_idle_callers(rate: Arc<RequestRate>) {
 /// Serves the internal API, which other nodes forward requests to, until
 /// the public server stops. Requests reach it only after the public port of
 /// another node counted them, so it applies no rate limit of its own.
-async fn serve_internal<H: Health>(
+async fn serve_internal<L>(
+    router: Router<L>,
     listener: TcpListener,
-    service: RoomService,
-    health: HealthServer<H>,
-    max_request_bytes: usize,
+    tls: Option<TlsSettings>,
+    authenticated: bool,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), ServerError> {
+) -> Result<(), ServerError>
+where
+    L: Layer<Routes>,
+    L::Service: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    <L::Service as Service<http::Request<Body>>>::Future: Send,
+    <L::Service as Service<http::Request<Body>>>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let address = listener.local_addr()?;
-    info!(%address, "internal API listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .layer(MapResponseLayer::new(limits::request_size_fault(
-            max_request_bytes,
-        )))
-        .add_service(health)
-        .add_service(
-            RoomsServer::new(RoomsApi::new(service)).max_decoding_message_size(max_request_bytes),
-        )
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stopping.wait_for(|stopping| *stopping).await;
-        })
-        .await?;
+    if !address.ip().is_loopback() && !authenticated {
+        warn!(%address, "serving the internal API on a non-loopback address without the node token; every caller is trusted");
+    }
+    info!(%address, tls = tls.is_some(), authenticated, "internal API listening");
+    serve_router(router, listener, tls, async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    })
+    .await?;
     Ok(())
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is set, until
+/// `shutdown` completes.
+async fn serve_router<L>(
+    router: Router<L>,
+    listener: TcpListener,
+    tls: Option<TlsSettings>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error>
+where
+    L: Layer<Routes>,
+    L::Service: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    <L::Service as Service<http::Request<Body>>>::Future: Send,
+    <L::Service as Service<http::Request<Body>>>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    // Server::tcp_nodelay applies only to addresses tonic binds itself,
+    // so set it on the accepted sockets here. Without it, Nagle's
+    // algorithm holds back the tail of a response until the client's
+    // delayed ACK. JoinRoom p99 in roomd-bench fell from 49 ms to under
+    // 10 ms once it was off.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(incoming), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
+}
+
+/// Two interceptors run in order; the second sees what the first added to
+/// the request.
+#[derive(Clone)]
+struct Chained<A, B>(A, B);
+
+impl<A: Interceptor, B: Interceptor> Interceptor for Chained<A, B> {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let request = self.0.call(request)?;
+        self.1.call(request)
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! A node first tries a request itself. When that fails with
 //! [`RoomError::NotOwner`], the request goes to the owner's internal port
-//! with the caller's metadata, and the owner's reply (room or fault) goes
-//! back to the client unchanged. The internal port serves requests itself
+//! with the caller this node resolved (see [`crate::auth`]) and, when
+//! configured, the node token. The owner's reply (room or fault) goes back
+//! to the client unchanged. The internal port serves requests itself
 //! and never forwards them again, so a request makes at most one hop.
 //!
 //! An owner that just handed the room off replies with a retryable
@@ -19,13 +20,15 @@ use roomd_cluster::{Cluster, Placement};
 use roomd_model::RoomError;
 use roomd_proto::v1::rooms_client::RoomsClient;
 use roomd_store::NodeId;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 use tracing::debug;
 
-use crate::caller::{ACCOUNT_HEADER, ORG_HEADER, ROLES_HEADER};
+use crate::auth::AUTHORIZATION_HEADER;
+use crate::auth::tokens::Secret;
+use crate::caller::Caller;
 use crate::fault;
 
 /// Metadata naming the node that forwarded a request, for the owner's logs.
@@ -39,11 +42,22 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub struct Forwarder {
     cluster: Arc<Cluster>,
+    /// `Bearer <node token>`, sent with every forwarded request.
+    node_authorization: Option<MetadataValue<Ascii>>,
 }
 
 impl Forwarder {
-    pub fn new(cluster: Arc<Cluster>) -> Self {
-        Forwarder { cluster }
+    /// Builds the forwarder of a clustered node, which presents
+    /// `node_token` to the other nodes when one is configured.
+    pub fn new(cluster: Arc<Cluster>, node_token: Option<&Secret>) -> Self {
+        let node_authorization = node_token.and_then(|token| {
+            let text = String::from_utf8_lossy(token.expose());
+            MetadataValue::try_from(format!("Bearer {text}")).ok()
+        });
+        Forwarder {
+            cluster,
+            node_authorization,
+        }
     }
 
     /// Returns a client for the node a request for the room should go to:
@@ -93,20 +107,20 @@ impl Forwarder {
         }
     }
 
-    /// Builds the request the owner receives: the same message and the
-    /// caller's metadata.
-    pub(super) fn request<T>(&self, metadata: &MetadataMap, message: T) -> Request<T> {
+    /// Builds the request the owner receives: the same message, the
+    /// resolved caller as metadata, and the node token. The caller's own
+    /// credential stays here, since the owner trusts this node instead.
+    pub(super) fn request<T>(&self, caller: &Caller, message: T) -> Result<Request<T>, Status> {
         let mut request = Request::new(message);
         let forwarded = request.metadata_mut();
-        for header in [ORG_HEADER, ACCOUNT_HEADER, ROLES_HEADER] {
-            if let Some(value) = metadata.get(header) {
-                forwarded.insert(header, value.clone());
-            }
+        caller.write_metadata(forwarded).map_err(fault::status)?;
+        if let Some(authorization) = &self.node_authorization {
+            forwarded.insert(AUTHORIZATION_HEADER, authorization.clone());
         }
         if let Ok(node) = self.cluster.node().node_id().as_str().parse() {
             forwarded.insert(FORWARDED_BY_HEADER, node);
         }
-        request
+        Ok(request)
     }
 }
 

@@ -19,8 +19,19 @@ use tonic::{Request, Status};
 use crate::caller::Caller;
 use crate::fault;
 
+/// Returns the caller that [`crate::auth::AuthInterceptor`] resolved. A
+/// request that reached a handler without it was not authenticated, so it
+/// is rejected.
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    Caller::from_metadata(request.metadata()).map_err(fault::status)
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            fault::status(RoomError::Unauthenticated {
+                message: "the request was not authenticated".into(),
+            })
+        })
 }
 
 fn room_id(text: &str) -> Result<RoomId, Status> {

@@ -72,7 +72,7 @@ impl RoomsApi {
         RemoteFuture: Future<Output = Result<Response<Reply>, Status>>,
     {
         let caller = caller(&request)?;
-        let (metadata, _, message) = request.into_parts();
+        let message = request.into_inner();
         let mut attempt = 1;
         loop {
             let fault = match local(caller.clone(), message.clone()).await {
@@ -88,11 +88,11 @@ impl RoomsApi {
             if let Some(client) = forwarder.owner(owner.as_deref()).await {
                 let owner = owner.as_deref().unwrap_or("any");
                 debug!(%room_id, owner, attempt, "forwarding request to the room's owner");
-                let status =
-                    match remote(client, forwarder.request(&metadata, message.clone())).await {
-                        Ok(reply) => return Ok(reply),
-                        Err(status) => status,
-                    };
+                let forwarded = forwarder.request(&caller, message.clone())?;
+                let status = match remote(client, forwarded).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(status) => status,
+                };
                 if !forward::may_retry_elsewhere(&status) || attempt >= forward::ATTEMPTS {
                     return Err(forward::give_up(room_id, status));
                 }
@@ -197,7 +197,7 @@ impl Rooms for RoomsApi {
         if let Some(forwarder) = &self.forwarder {
             let mut failed = Vec::new();
             while let Some((node, mut client)) = forwarder.placement(&failed) {
-                let forwarded = forwarder.request(request.metadata(), request.get_ref().clone());
+                let forwarded = forwarder.request(&caller, request.get_ref().clone())?;
                 let status = match client.create_room(forwarded).await {
                     Ok(reply) => {
                         tracing::Span::current().record("room_id", reply.get_ref().id.as_str());

@@ -88,9 +88,14 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// Settings of [`RedisStore::connect`].
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host[:port][/db]`. `rediss://` (TLS) needs
-    /// a TLS feature of the `redis` crate, which this build does not enable.
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://...` for
+    /// TLS.
     pub url: String,
+    /// Password that replaces the one in `url`.
+    pub password: Option<String>,
+    /// PEM CA bundle that a `rediss://` server's certificate is checked
+    /// against; the system's trusted roots when unset.
+    pub ca_certificate: Option<Vec<u8>>,
     /// How long a command may wait for its reply before it fails.
     pub response_timeout: Duration,
     /// How long opening a connection may take before it fails.
@@ -112,10 +117,10 @@ impl RedisConfig {
     /// connecting. The message names the URL without its password.
     pub fn check_url(url: &str) -> Result<(), String> {
         let shown = redact_url(url);
-        if !url.starts_with("redis://") {
+        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
             return Err(format!(
-                "{shown:?} is not supported: use redis://[user:password@]host[:port][/db] \
-                 (rediss:// needs a TLS build of roomd)"
+                "{shown:?} is not supported: use redis://[user:password@]host[:port][/db], \
+                 or rediss:// for TLS"
             ));
         }
         url.into_connection_info()
@@ -128,6 +133,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".to_owned(),
+            password: None,
+            ca_certificate: None,
             response_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             key_prefix: "roomd".to_owned(),
@@ -139,6 +146,8 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "redacted"))
+            .field("ca_certificate", &self.ca_certificate.is_some())
             .field("response_timeout", &self.response_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("key_prefix", &self.key_prefix)
@@ -151,6 +160,21 @@ pub struct RedisStore {
     connection: ConnectionManager,
     keys: Keys,
     subscriptions: Subscriptions,
+}
+
+/// Opens a client for `info`, checking a TLS server's certificate against
+/// the configured CA bundle when there is one.
+fn open_client(info: redis::ConnectionInfo, config: &RedisConfig) -> RedisResult<Client> {
+    match &config.ca_certificate {
+        Some(ca) => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => Client::open(info),
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -176,18 +200,24 @@ impl RedisStore {
             .as_str()
             .into_connection_info()
             .map_err(|e| unavailable(&format_args!("invalid URL: {e}")))?;
-        let settings = info.redis_settings().clone();
+        let mut settings = info.redis_settings().clone();
+        if let Some(password) = &config.password {
+            settings = settings.set_password(password);
+        }
         // RESP3 lets the connection manager notice a closed connection and
         // reconnect before the next command; the pub/sub connection of the
         // `redis` crate expects RESP2.
-        let command_client = Client::open(
+        let command_client = open_client(
             info.clone()
                 .set_redis_settings(settings.clone().set_protocol(ProtocolVersion::RESP3)),
+            &config,
         )
         .map_err(|e| unavailable(&e))?;
-        let pubsub_client =
-            Client::open(info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP2)))
-                .map_err(|e| unavailable(&e))?;
+        let pubsub_client = open_client(
+            info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP2)),
+            &config,
+        )
+        .map_err(|e| unavailable(&e))?;
 
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
