@@ -771,12 +771,34 @@ pub(crate) fn merge_acl(base: &[AclEntry], extra: &[String]) -> RoomResult<Vec<A
     let mut acl = base.to_vec();
     for (i, text) in extra.iter().enumerate() {
         let entry = AclEntry::parse_at(&format!("acl[{i}]"), text)?;
-        if !acl.contains(&entry) {
-            acl.push(entry);
-        }
+        push_distinct("acl", &mut acl, entry)?;
     }
     check_acl_size(&acl)?;
     Ok(acl)
+}
+
+/// Appends `entry` unless `acl` already contains it, and fails when the
+/// entry would make `acl` longer than [`MAX_ACL_ENTRIES`]. Failing early keeps the cost of a
+/// request with a huge list linear in its length, where deduplicating the
+/// whole list first would be quadratic.
+pub(crate) fn push_distinct(
+    path: &str,
+    acl: &mut Vec<AclEntry>,
+    entry: AclEntry,
+) -> RoomResult<()> {
+    if acl.contains(&entry) {
+        return Ok(());
+    }
+    if acl.len() >= MAX_ACL_ENTRIES {
+        return Err(RoomError::validation(
+            path,
+            format!(
+                "has more than {MAX_ACL_ENTRIES} distinct entries; the maximum is {MAX_ACL_ENTRIES}"
+            ),
+        ));
+    }
+    acl.push(entry);
+    Ok(())
 }
 
 pub(crate) fn check_acl_size(acl: &[AclEntry]) -> RoomResult<()> {

@@ -16,11 +16,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::acl::{AclEntry, Level, Principal};
-use crate::definition::{RoomDefinition, parse_date};
+use crate::definition::{MAX_ARRAY_VALUES, RoomDefinition, parse_date};
 use crate::error::{RoomError, RoomResult};
 use crate::event::EventName;
 use crate::room::{
-    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants, check_timeout,
+    CloseReason, EventDraft, Room, RoomState, check_acl_size, check_max_participants,
+    check_timeout, push_distinct,
 };
 use crate::validate;
 
@@ -278,9 +279,7 @@ impl Room {
                 let entries = parse_entries(path, value, false)?;
                 let mut acl = Vec::new();
                 for entry in entries {
-                    if !acl.contains(&entry) {
-                        acl.push(entry);
-                    }
+                    push_distinct(path, &mut acl, entry)?;
                 }
                 for entry in self.acl.iter().filter(|e| !acl.contains(e)) {
                     check_grant(path, entry, granted)?;
@@ -294,7 +293,7 @@ impl Room {
                 for entry in parse_entries(path, value, true)? {
                     if !self.acl.contains(&entry) {
                         check_grant(path, &entry, granted)?;
-                        self.acl.push(entry);
+                        push_distinct(path, &mut self.acl, entry)?;
                     }
                 }
             }
@@ -370,6 +369,15 @@ impl Room {
                 };
                 if *operator == Operator::Push {
                     current.extend(items);
+                    if current.len() > MAX_ARRAY_VALUES {
+                        return Err(RoomError::validation(
+                            path,
+                            format!(
+                                "would hold {} values; the maximum is {MAX_ARRAY_VALUES}",
+                                current.len()
+                            ),
+                        ));
+                    }
                 } else {
                     current.retain(|item| !items.contains(item));
                 }
@@ -740,5 +748,80 @@ mod tests {
         )
         .unwrap();
         assert_eq!(room.custom["c_tags"], json!(["b"]));
+    }
+
+    // Found by the update_document fuzz target: $push appended to an array
+    // property past its maximum, leaving a value that no longer validated.
+    #[test]
+    fn push_past_array_maximum_rejected() {
+        let mut room = open_room(&[]);
+        let tags: Vec<String> = (1..MAX_ARRAY_VALUES).map(|i| format!("tag{i}")).collect();
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"c_tags": tags}}),
+        )
+        .unwrap();
+        let before = room.clone();
+
+        let err = update(
+            &mut room,
+            &Principal::Service,
+            json!({"$push": {"c_tags": ["x", "y"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "c_tags".to_string())]);
+        assert_eq!(room, before);
+
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$push": {"c_tags": "x"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            room.custom["c_tags"].as_array().unwrap().len(),
+            MAX_ARRAY_VALUES
+        );
+    }
+
+    // Each ACL list used to be deduplicated whole, in quadratic time, before
+    // its size was checked, so one request with 100,000 entries kept a room
+    // actor busy for seconds.
+    #[test]
+    fn huge_acl_lists_rejected() {
+        let entries: Vec<String> = (0..100_000)
+            .map(|i| format!("account.acc{i}.read"))
+            .collect();
+        for operator in ["$set", "$push"] {
+            let mut room = open_room(&[]);
+            let before = room.clone();
+            let err = update(
+                &mut room,
+                &Principal::Service,
+                json!({operator: {"acl": entries}}),
+            )
+            .unwrap_err();
+            assert_eq!(
+                err.metadata(),
+                vec![("path", "acl".to_string())],
+                "{operator}"
+            );
+            assert!(err.to_string().contains("more than 100 distinct"), "{err}");
+            assert_eq!(room, before, "{operator}");
+        }
+    }
+
+    #[test]
+    fn repeated_acl_entries_count_once() {
+        let mut room = open_room(&[]);
+        let entries = vec!["account.acc2.read"; 1000];
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"acl": entries}}),
+        )
+        .unwrap();
+        assert_eq!(room.acl, vec!["account.acc2.read".parse().unwrap()]);
     }
 }
