@@ -11,9 +11,11 @@
 //! properties.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::acl::{AclEntry, Level, Principal};
 use crate::definition::{MAX_ARRAY_VALUES, RoomDefinition, parse_date};
@@ -107,9 +109,10 @@ pub struct UpdateDocument {
 }
 
 impl UpdateDocument {
-    /// Parses a document from JSON text.
+    /// Parses a document from JSON text. An object that names a key twice is
+    /// rejected, because it would name an operator or a path twice.
     pub fn parse(text: &str) -> RoomResult<Self> {
-        let value: Value = serde_json::from_str(text)
+        let UniqueKeys(value) = serde_json::from_str(text)
             .map_err(|e| RoomError::validation("update", format!("is not valid JSON: {e}")))?;
         Self::from_value(&value)
     }
@@ -166,6 +169,79 @@ impl UpdateDocument {
             .map(|op| op.field.required_level())
             .max()
             .unwrap_or(Level::Update)
+    }
+}
+
+/// A JSON value in which no object names a key twice. serde_json keeps the
+/// last of two equal keys, so `{"$set": {"label": "a", "label": "b"}}`
+/// would otherwise set `label` twice unnoticed.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("{value} is not a finite number")))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("key {key:?} appears twice")));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -823,5 +899,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(room.acl, vec!["account.acc2.read".parse().unwrap()]);
+    }
+
+    #[test]
+    fn key_named_twice_rejected() {
+        for text in [
+            r#"{"$set": {"label": "a", "label": "b"}}"#,
+            r#"{"$set": {"label": "a"}, "$set": {"c_number": 1}}"#,
+            r#"{"$set": {"configuration": {"emptyTimeout": 5, "emptyTimeout": 6}}}"#,
+        ] {
+            let err = UpdateDocument::parse(text).unwrap_err();
+            assert_eq!(
+                err.metadata(),
+                vec![("path", "update".to_string())],
+                "{text}"
+            );
+            assert!(err.to_string().contains("appears twice"), "{err}");
+        }
+    }
+
+    #[test]
+    fn parse_keeps_values_and_nesting_limit() {
+        let document = UpdateDocument::parse(
+            r#"{"$set": {"label": "x", "c_number": -1.5e-7, "c_tags": [null, true, 18446744073709551615]}}"#,
+        )
+        .unwrap();
+        let expected = UpdateDocument::from_value(
+            &json!({"$set": {"label": "x", "c_number": -1.5e-7, "c_tags": [null, true, 18446744073709551615_u64]}}),
+        )
+        .unwrap();
+        assert_eq!(document, expected);
+
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = UpdateDocument::parse(&deep).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 }
