@@ -3,17 +3,21 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::acl::{AclEntry, Grantee, Level};
 use crate::error::{RoomError, RoomResult};
 use crate::limits::Limits;
+use crate::room::push_distinct;
 use crate::validate;
 
 pub const MAX_PROPERTIES: usize = 100;
 pub const MAX_PROPERTY_NAME_CHARS: usize = 64;
+/// Maximum number of distinct entries in a room definition's default ACL,
+/// the same as the default limit on a room's ACL.
+pub const MAX_DEFAULT_ACL_ENTRIES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PropertyType {
@@ -91,9 +95,7 @@ impl RoomDefinition {
         let mut acl = Vec::with_capacity(default_acl.len());
         for (i, text) in default_acl.iter().enumerate() {
             let entry = AclEntry::parse_at(&format!("defaultAcl[{i}]"), text)?;
-            if !acl.contains(&entry) {
-                acl.push(entry);
-            }
+            push_distinct("defaultAcl", &mut acl, entry, MAX_DEFAULT_ACL_ENTRIES)?;
         }
         if acl.is_empty() {
             acl.push(AclEntry::new(Grantee::Owner, Level::Delete));
@@ -259,10 +261,22 @@ pub fn check_scalar(
     }
 }
 
+/// Parses an RFC 3339 time and converts it to UTC. The time in UTC must fall
+/// in the years 0000 to 9999, the only years RFC 3339 can write, so that its
+/// stored form parses again: `0000-01-01T00:00:00+01:00` is rejected.
 pub fn parse_date(path: &str, text: &str) -> RoomResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
+    let date = DateTime::parse_from_rfc3339(text)
         .map(|date| date.with_timezone(&Utc))
-        .map_err(|e| RoomError::validation(path, format!("{text:?} is not an RFC 3339 time: {e}")))
+        .map_err(|e| {
+            RoomError::validation(path, format!("{text:?} is not an RFC 3339 time: {e}"))
+        })?;
+    if !(0..=9999).contains(&date.year()) {
+        return Err(RoomError::validation(
+            path,
+            format!("{text:?} falls outside the years 0000 to 9999 in UTC"),
+        ));
+    }
+    Ok(date)
 }
 
 pub fn format_date(date: &DateTime<Utc>) -> String {
@@ -418,5 +432,45 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.metadata(), vec![("path", "c_tags".to_string())]);
         assert!(err.to_string().contains("the limit is 2"), "{err}");
+    }
+
+    // Found by the property_value and update_document fuzz targets: a date
+    // whose UTC form has no four-digit year was accepted, but its stored form
+    // was no longer an RFC 3339 time.
+    #[test]
+    fn dates_outside_four_digit_years_rejected() {
+        let date = property("c_d", PropertyType::Date, false);
+        for text in ["0000-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"] {
+            let err = date.check_value("c_d", &json!(text), &Limits::default()).unwrap_err();
+            assert_eq!(err.reason(), "invalidArgument.validation", "{text}");
+            assert_eq!(err.metadata(), vec![("path", "c_d".to_string())], "{text}");
+        }
+        for text in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let stored = date.check_value("c_d", &json!(text), &Limits::default()).unwrap();
+            assert_eq!(date.check_value("c_d", &stored, &Limits::default()).unwrap(), stored, "{text}");
+        }
+    }
+
+    // Found by the property_value fuzz target: without serde_json's
+    // `float_roundtrip` feature this number read back from its JSON text
+    // one unit in the last place off.
+    #[test]
+    fn number_value_survives_json_text() {
+        let number = property("c_n", PropertyType::Number, false);
+        let value: Value = serde_json::from_str("1.6274917564416392e-118").unwrap();
+        let stored = number.check_value("c_n", &value, &Limits::default()).unwrap();
+        let text = serde_json::to_string(&stored).unwrap();
+        assert_eq!(text, "1.6274917564416392e-118");
+        let loaded: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(loaded, stored);
+    }
+
+    #[test]
+    fn default_acl_over_maximum_rejected() {
+        let entries: Vec<String> = (0..=MAX_DEFAULT_ACL_ENTRIES)
+            .map(|i| format!("account.acc{i}.read"))
+            .collect();
+        let err = RoomDefinition::new("o", "Room", &entries, vec![]).unwrap_err();
+        assert_eq!(err.metadata(), vec![("path", "defaultAcl".to_string())]);
     }
 }

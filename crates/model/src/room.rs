@@ -778,12 +778,33 @@ pub(crate) fn merge_acl(
     let mut acl = base.to_vec();
     for (i, text) in extra.iter().enumerate() {
         let entry = AclEntry::parse_at(&format!("acl[{i}]"), text)?;
-        if !acl.contains(&entry) {
-            acl.push(entry);
-        }
+        push_distinct("acl", &mut acl, entry, limits.max_acl_entries)?;
     }
     Limits::check_growth("acl", 0, acl.len(), limits.max_acl_entries)?;
     Ok(acl)
+}
+
+/// Appends `entry` unless `acl` already contains it, and fails when the
+/// entry would give `acl` more than `max` distinct entries. Failing early
+/// keeps the cost of a request with a huge list linear in its length,
+/// where deduplicating the whole list first would be quadratic.
+pub(crate) fn push_distinct(
+    path: &str,
+    acl: &mut Vec<AclEntry>,
+    entry: AclEntry,
+    max: usize,
+) -> RoomResult<()> {
+    if acl.contains(&entry) {
+        return Ok(());
+    }
+    if acl.len() >= max {
+        return Err(RoomError::validation(
+            path,
+            format!("has more than {max} distinct entries; the limit is {max}"),
+        ));
+    }
+    acl.push(entry);
+    Ok(())
 }
 
 fn resolve_configuration(

@@ -11,9 +11,11 @@
 //! properties.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::acl::{AclEntry, Level, Principal};
 use crate::definition::{RoomDefinition, check_array_items, parse_date};
@@ -22,6 +24,7 @@ use crate::event::EventName;
 use crate::limits::Limits;
 use crate::room::{
     CloseReason, EventDraft, Room, RoomState, check_max_participants, check_timeout,
+    push_distinct,
 };
 use crate::validate;
 
@@ -107,9 +110,10 @@ pub struct UpdateDocument {
 }
 
 impl UpdateDocument {
-    /// Parses a document from JSON text.
+    /// Parses a document from JSON text. An object that names a key twice is
+    /// rejected, because it would name an operator or a path twice.
     pub fn parse(text: &str) -> RoomResult<Self> {
-        let value: Value = serde_json::from_str(text)
+        let UniqueKeys(value) = serde_json::from_str(text)
             .map_err(|e| RoomError::validation("update", format!("is not valid JSON: {e}")))?;
         Self::from_value(&value)
     }
@@ -166,6 +170,79 @@ impl UpdateDocument {
             .map(|op| op.field.required_level())
             .max()
             .unwrap_or(Level::Update)
+    }
+}
+
+/// A JSON value in which no object names a key twice. serde_json keeps the
+/// last of two equal keys, so `{"$set": {"label": "a", "label": "b"}}`
+/// would otherwise set `label` twice unnoticed.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("{value} is not a finite number")))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("key {key:?} appears twice")));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -292,10 +369,9 @@ impl Room {
             (Operator::Set, Field::Acl) => {
                 let entries = parse_entries(path, value, false)?;
                 let mut acl = Vec::new();
+                let max = limits.max_acl_entries.max(self.acl.len());
                 for entry in entries {
-                    if !acl.contains(&entry) {
-                        acl.push(entry);
-                    }
+                    push_distinct(path, &mut acl, entry, max)?;
                 }
                 for entry in self.acl.iter().filter(|e| !acl.contains(e)) {
                     check_grant(path, entry, granted)?;
@@ -306,10 +382,11 @@ impl Room {
                 self.acl = acl;
             }
             (Operator::Push, Field::Acl) => {
+                let max = limits.max_acl_entries.max(self.acl.len());
                 for entry in parse_entries(path, value, true)? {
                     if !self.acl.contains(&entry) {
                         check_grant(path, &entry, granted)?;
-                        self.acl.push(entry);
+                        push_distinct(path, &mut self.acl, entry, max)?;
                     }
                 }
             }
@@ -876,5 +953,79 @@ mod tests {
         assert_eq!(err.metadata(), vec![("path", "c_tags".to_string())]);
         assert!(err.to_string().contains("the limit is 2"), "{err}");
         assert_eq!(room, before);
+    }
+
+    // Each ACL list used to be deduplicated whole, in quadratic time, before
+    // its size was checked, so one request with 100,000 entries kept a room
+    // actor busy for seconds.
+    #[test]
+    fn huge_acl_lists_rejected() {
+        let entries: Vec<String> = (0..100_000)
+            .map(|i| format!("account.acc{i}.read"))
+            .collect();
+        for operator in ["$set", "$push"] {
+            let mut room = open_room(&[]);
+            let before = room.clone();
+            let err = update(
+                &mut room,
+                &Principal::Service,
+                json!({operator: {"acl": entries}}),
+            )
+            .unwrap_err();
+            assert_eq!(
+                err.metadata(),
+                vec![("path", "acl".to_string())],
+                "{operator}"
+            );
+            assert!(err.to_string().contains("more than 100 distinct"), "{err}");
+            assert_eq!(room, before, "{operator}");
+        }
+    }
+
+    #[test]
+    fn repeated_acl_entries_count_once() {
+        let mut room = open_room(&[]);
+        let entries = vec!["account.acc2.read"; 1000];
+        update(
+            &mut room,
+            &Principal::Service,
+            json!({"$set": {"acl": entries}}),
+        )
+        .unwrap();
+        assert_eq!(room.acl, vec!["account.acc2.read".parse().unwrap()]);
+    }
+
+    #[test]
+    fn key_named_twice_rejected() {
+        for text in [
+            r#"{"$set": {"label": "a", "label": "b"}}"#,
+            r#"{"$set": {"label": "a"}, "$set": {"c_number": 1}}"#,
+            r#"{"$set": {"configuration": {"emptyTimeout": 5, "emptyTimeout": 6}}}"#,
+        ] {
+            let err = UpdateDocument::parse(text).unwrap_err();
+            assert_eq!(
+                err.metadata(),
+                vec![("path", "update".to_string())],
+                "{text}"
+            );
+            assert!(err.to_string().contains("appears twice"), "{err}");
+        }
+    }
+
+    #[test]
+    fn parse_keeps_values_and_nesting_limit() {
+        let document = UpdateDocument::parse(
+            r#"{"$set": {"label": "x", "c_number": -1.5e-7, "c_tags": [null, true, 18446744073709551615]}}"#,
+        )
+        .unwrap();
+        let expected = UpdateDocument::from_value(
+            &json!({"$set": {"label": "x", "c_number": -1.5e-7, "c_tags": [null, true, 18446744073709551615_u64]}}),
+        )
+        .unwrap();
+        assert_eq!(document, expected);
+
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = UpdateDocument::parse(&deep).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 }

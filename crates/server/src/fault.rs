@@ -15,6 +15,13 @@ use tracing::{debug, info, warn};
 
 pub const DOMAIN: &str = "roomd";
 
+/// Maximum bytes of each text a fault carries: its message, and each
+/// metadata value and field name. Messages quote the bad value, and a fault
+/// travels in HTTP/2 headers. hyper 1.x clients reject a header list above
+/// 16 KiB by default, so a fault that quoted a 10,000-character room id whole
+/// reached the client as a protocol error.
+pub const MAX_FAULT_TEXT_BYTES: usize = 1024;
+
 pub fn code(error: &RoomError) -> Code {
     match error {
         RoomError::RoomNotFound { .. } | RoomError::DefinitionNotFound { .. } => Code::NotFound,
@@ -55,16 +62,29 @@ pub fn status(error: RoomError) -> Status {
     let metadata: HashMap<String, String> = error
         .metadata()
         .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
+        .map(|(key, value)| (key.to_owned(), shorten(&value)))
         .collect();
     let mut details = ErrorDetails::with_error_info(error.reason(), DOMAIN, metadata);
     if let RoomError::Validation { path, message } = &error {
-        details.add_bad_request_violation(path.clone(), message.clone());
+        details.add_bad_request_violation(shorten(path), shorten(message));
     }
     if let RoomError::RateLimited { retry_after, .. } = &error {
         details.set_retry_info(Some(*retry_after));
     }
-    Status::with_error_details(code(&error), error.to_string(), details)
+    Status::with_error_details(code(&error), shorten(&error.to_string()), details)
+}
+
+/// Cuts `text` to at most [`MAX_FAULT_TEXT_BYTES`] bytes at a character
+/// boundary, marking the cut with `...`.
+fn shorten(text: &str) -> String {
+    if text.len() <= MAX_FAULT_TEXT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_FAULT_TEXT_BYTES - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 /// Converts a failed authentication into the status sent to the client:
@@ -141,5 +161,29 @@ mod tests {
             retry.retry_delay,
             Some(std::time::Duration::from_millis(200))
         );
+    }
+
+    #[test]
+    fn long_texts_are_shortened() {
+        let room_id = "é".repeat(10_000);
+        let long = status(RoomError::validation(
+            room_id.clone(),
+            format!("{room_id:?} is not a room id"),
+        ));
+        assert!(
+            long.message().len() <= MAX_FAULT_TEXT_BYTES,
+            "{}",
+            long.message().len()
+        );
+        assert!(long.message().ends_with("..."));
+
+        let info = long.get_details_error_info().unwrap();
+        assert!(info.metadata["path"].len() <= MAX_FAULT_TEXT_BYTES);
+        let violation = &long.get_details_bad_request().unwrap().field_violations[0];
+        assert!(violation.field.len() <= MAX_FAULT_TEXT_BYTES);
+        assert!(violation.description.len() <= MAX_FAULT_TEXT_BYTES);
+
+        let short = status(RoomError::validation("label", "must not be empty"));
+        assert_eq!(short.message(), "invalid label: must not be empty");
     }
 }
