@@ -1,9 +1,10 @@
 //! `FindRooms` filters and sort orders. A filter that parses evaluates
 //! against every sample room, and its JSON text and value parse alike.
 //! Wrapping it in `$and` or `$or` with itself does not change what it
-//! matches. The negation of a filter built from `$eq $ne $in $nin` matches
-//! exactly the rooms the filter does not. A sort order that parses orders
-//! rooms consistently.
+//! matches. The wrappers parse with [`wrapper_limits`], which leave room
+//! for the extra level. The negation of a filter built from
+//! `$eq $ne $in $nin` matches exactly the rooms the filter does not. A sort
+//! order that parses orders rooms consistently.
 
 #![no_main]
 
@@ -11,9 +12,9 @@ use std::cmp::Ordering;
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use roomd_fuzz::{MAX_JSON_DEPTH, definition, field_value, rooms, text_mode, word};
+use roomd_fuzz::{MAX_JSON_DEPTH, definition, field_value, limits, rooms, text_mode, word};
 use roomd_model::filter::{CompareOp, MAX_FILTER_DEPTH};
-use roomd_model::{Filter, Room, RoomDefinition, RoomError, SortField, SortOrder};
+use roomd_model::{Filter, Limits, Room, RoomDefinition, RoomError, SortField, SortOrder};
 use serde_json::{Map, Value, json};
 
 const FIELDS: &[&str] = &[
@@ -25,18 +26,22 @@ const OPERATORS: &[&str] = &[
 ];
 
 /// Builds a filter object: fields mapped to values or operator objects, and
-/// `$and`/`$or` lists nested up to a little past the depth limit.
-fn structured_filter(u: &mut Unstructured, depth: usize) -> arbitrary::Result<Value> {
+/// `$and`/`$or` lists nested up to a little past `max_depth`.
+fn structured_filter(
+    u: &mut Unstructured,
+    depth: usize,
+    max_depth: usize,
+) -> arbitrary::Result<Value> {
     let mut fields = Map::new();
     for _ in 0..u.int_in_range(0..=3)? {
         let field = word(u, FIELDS)?;
         let value = if field == "$and" || field == "$or" {
-            if depth > MAX_FILTER_DEPTH + 1 {
+            if depth > max_depth + 1 {
                 continue;
             }
             let len = u.int_in_range(0..=2)?;
             let items = (0..len)
-                .map(|_| structured_filter(u, depth + 1))
+                .map(|_| structured_filter(u, depth + 1, max_depth))
                 .collect::<arbitrary::Result<Vec<_>>>()?;
             Value::Array(items)
         } else if u.arbitrary()? {
@@ -88,9 +93,23 @@ fn negate(filter: &Filter) -> Option<Filter> {
     Some(negated)
 }
 
-fn check_filter(value: &Value, definition: &RoomDefinition, rooms: &[Room]) {
-    let parsed = Filter::from_value(value, definition);
-    assert_eq!(Filter::parse(&value.to_string(), definition), parsed);
+/// Returns `limits` with one more nesting level and room for the filter
+/// twice, so that `{"$and": [f, f]}` parses whenever `f` does.
+/// NOTE: at the depth ceiling the wrappers fail, and their checks are skipped.
+fn wrapper_limits(limits: &Limits) -> Limits {
+    Limits {
+        max_filter_depth: (limits.max_filter_depth + 1).min(MAX_FILTER_DEPTH),
+        max_filter_nodes: 2 * limits.max_filter_nodes + 2,
+        ..limits.clone()
+    }
+}
+
+fn check_filter(value: &Value, definition: &RoomDefinition, limits: &Limits, rooms: &[Room]) {
+    let parsed = Filter::from_value(value, definition, limits);
+    assert_eq!(
+        Filter::parse(&value.to_string(), definition, limits),
+        parsed
+    );
     let filter = match parsed {
         Ok(filter) => filter,
         Err(error) => {
@@ -99,8 +118,9 @@ fn check_filter(value: &Value, definition: &RoomDefinition, rooms: &[Room]) {
         }
     };
 
-    let and = Filter::from_value(&json!({"$and": [value, value]}), definition);
-    let or = Filter::from_value(&json!({"$or": [value]}), definition);
+    let wrapper = wrapper_limits(limits);
+    let and = Filter::from_value(&json!({"$and": [value, value]}), definition, &wrapper);
+    let or = Filter::from_value(&json!({"$or": [value]}), definition, &wrapper);
     let negated = negate(&filter);
     for room in rooms {
         let matched = filter.matches(room);
@@ -141,9 +161,10 @@ fn check_sort(fields: &[SortField], definition: &RoomDefinition, rooms: &[Room])
 
 fuzz_target!(|data: &[u8]| {
     let definition = definition();
+    let limits = limits();
     let rooms = rooms();
     if let Some(text) = text_mode(data) {
-        match Filter::parse(text, &definition) {
+        match Filter::parse(text, &definition, &limits) {
             Ok(filter) => {
                 for room in &rooms {
                     filter.matches(room);
@@ -154,8 +175,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut u = Unstructured::new(data.get(1..).unwrap_or_default());
-    if let Ok(value) = structured_filter(&mut u, 0) {
-        check_filter(&value, &definition, &rooms);
+    if let Ok(value) = structured_filter(&mut u, 0, limits.max_filter_depth) {
+        check_filter(&value, &definition, &limits, &rooms);
     }
     if let Ok(fields) = structured_sort(&mut u) {
         check_sort(&fields, &definition, &rooms);

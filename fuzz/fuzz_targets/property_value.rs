@@ -6,7 +6,7 @@
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use roomd_fuzz::{MAX_JSON_DEPTH, json_value, now, text_mode};
+use roomd_fuzz::{MAX_JSON_DEPTH, json_value, limits, now, text_mode};
 use roomd_model::definition::{PropertyDefinition, PropertyType};
 use roomd_model::{
     Filter, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomError, RoomId,
@@ -28,7 +28,8 @@ fn check(kind: PropertyType, array: bool, value: &Value) {
         array,
         indexed: true,
     };
-    let stored = match property.check_value("c_value", value) {
+    let limits = limits();
+    let stored = match property.check_value("c_value", value, &limits) {
         Ok(stored) => stored,
         Err(error) => {
             assert!(matches!(error, RoomError::Validation { .. }), "{error:?}");
@@ -37,7 +38,7 @@ fn check(kind: PropertyType, array: bool, value: &Value) {
     };
 
     assert_eq!(
-        property.check_value("c_value", &stored).as_ref(),
+        property.check_value("c_value", &stored, &limits).as_ref(),
         Ok(&stored),
         "the stored form does not validate again unchanged"
     );
@@ -62,6 +63,7 @@ fn check(kind: PropertyType, array: bool, value: &Value) {
         request,
         &definition,
         &RoomDefaults::default(),
+        &limits,
         &Principal::Service,
         now(),
     )
@@ -73,7 +75,8 @@ fn check(kind: PropertyType, array: bool, value: &Value) {
         scalar => Some(scalar),
     };
     if let Some(element) = element {
-        let filter = Filter::from_value(&json!({"c_value": {"$eq": element}}), &definition)
+        let equality = json!({"c_value": {"$eq": element}});
+        let filter = Filter::from_value(&equality, &definition, &limits)
             .unwrap_or_else(|error| panic!("an equality filter on {element} fails: {error}"));
         assert!(
             filter.matches(&room),

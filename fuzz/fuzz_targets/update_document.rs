@@ -1,15 +1,16 @@
 //! Update documents: a document that parses is applied to each sample room
 //! for each sample principal. A rejected document leaves the room exactly
-//! as it was. An accepted one bumps the version once, numbers its events
-//! from the room's last sequence number, and leaves a valid room.
+//! as it was. An accepted one bumps the version once and numbers its events
+//! from the room's last sequence number. The room it leaves is valid within
+//! the limits the update applied.
 
 #![no_main]
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use roomd_fuzz::{
-    MAX_JSON_DEPTH, assert_room_valid, definition, field_value, now, principals, rooms, text_mode,
-    word,
+    MAX_JSON_DEPTH, assert_room_valid, definition, field_value, limits, now, principals, rooms,
+    text_mode, word,
 };
 use roomd_model::{RoomError, RoomState, UpdateDocument};
 use serde_json::{Map, Value};
@@ -59,12 +60,19 @@ fn check(text: &str) {
     };
 
     let definition = definition();
+    let limits = limits();
     for room in rooms() {
         for principal in principals() {
             for expected_version in [None, Some(room.version)] {
                 let mut updated = room.clone();
-                let result =
-                    updated.update(&principal, &document, &definition, expected_version, now());
+                let result = updated.update(
+                    &principal,
+                    &document,
+                    &definition,
+                    &limits,
+                    expected_version,
+                    now(),
+                );
                 match result {
                     Err(_) => assert_eq!(updated, room, "a rejected update changed the room"),
                     Ok(events) if events.is_empty() => {
@@ -76,7 +84,7 @@ fn check(text: &str) {
                         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
                         let expected: Vec<u64> = (room.last_seq + 1..=updated.last_seq).collect();
                         assert_eq!(seqs, expected);
-                        assert_room_valid(&updated, &definition);
+                        assert_room_valid(&updated, &definition, &limits);
                     }
                 }
             }

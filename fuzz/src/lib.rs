@@ -1,7 +1,7 @@
 //! Shared parts of roomd's fuzz targets: a JSON generator that favours the
 //! words the model parses (operators, paths, ACL entries, dates), a sample
 //! room definition, sample rooms and principals, and the invariants that
-//! every room the model accepts must keep.
+//! every room the model accepts must keep. Every target applies [`limits`].
 //!
 //! Each target reads its first input byte as a mode: even bytes feed the
 //! rest of the input to the parser as text, odd bytes build a structured
@@ -12,11 +12,11 @@ use std::collections::HashSet;
 
 use arbitrary::{Result, Unstructured};
 use chrono::{DateTime, Duration, Utc};
-use roomd_model::definition::{MAX_ARRAY_VALUES, PropertyDefinition, PropertyType};
-use roomd_model::room::{MAX_ACL_ENTRIES, MAX_PARTICIPANTS, MAX_TIMEOUT_SECS, MIN_PARTICIPANTS};
+use roomd_model::definition::{PropertyDefinition, PropertyType};
+use roomd_model::room::{MAX_PARTICIPANTS, MAX_TIMEOUT_SECS, MIN_PARTICIPANTS};
 use roomd_model::{
-    ConfigurationInput, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomId, RoomState,
-    validate,
+    ConfigurationInput, Limits, NewRoom, Principal, Room, RoomDefaults, RoomDefinition, RoomId,
+    RoomState, validate,
 };
 use serde_json::{Map, Number, Value};
 
@@ -30,6 +30,12 @@ pub fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .map(|at| at.with_timezone(&Utc))
         .unwrap_or_default()
+}
+
+/// Returns the limits that every target applies: the production defaults,
+/// so that the targets check what a node with default flags accepts.
+pub fn limits() -> Limits {
+    Limits::default()
 }
 
 /// Splits a fuzz input into its mode and the rest: `Some(text)` for text
@@ -215,11 +221,12 @@ pub fn principals() -> Vec<Principal> {
     ]
 }
 
-/// Builds the sample rooms: a `new` room waiting for its `openAt`, an open room with
-/// participants and custom values, an open room whose `c_tags` array is one
-/// short of the maximum, and a closed room.
+/// Builds the sample rooms within [`limits`]: a `new` room waiting for its
+/// `openAt`, an open room with participants and custom values, an open room
+/// whose `c_tags` array is one short of the maximum, and a closed room.
 pub fn rooms() -> Vec<Room> {
     let definition = definition();
+    let limits = limits();
     let owner = Principal::account("owner1");
     let create = |request: NewRoom| {
         Room::create(
@@ -228,6 +235,7 @@ pub fn rooms() -> Vec<Room> {
             request,
             &definition,
             &RoomDefaults::default(),
+            &limits,
             &owner,
             now(),
         )
@@ -269,7 +277,9 @@ pub fn rooms() -> Vec<Room> {
         }
     }
 
-    let tags: Vec<String> = (1..MAX_ARRAY_VALUES).map(|i| format!("tag{i}")).collect();
+    let tags: Vec<String> = (1..limits.max_custom_array_items)
+        .map(|i| format!("tag{i}"))
+        .collect();
     let full = create(NewRoom {
         label: "Full".to_owned(),
         custom: [("c_tags".to_owned(), Value::from(tags))].into(),
@@ -289,18 +299,18 @@ pub fn rooms() -> Vec<Room> {
     vec![waiting, busy, full, closed]
 }
 
-/// Checks what must hold for every room the model accepted: valid fields
-/// within their bounds, custom values that validate again unchanged, and a
-/// stored (JSON) form that reads back as the same room.
-pub fn assert_room_valid(room: &Room, definition: &RoomDefinition) {
+/// Checks what must hold for every room the model accepted under `limits`:
+/// valid fields within their bounds, custom values that validate again
+/// unchanged, and a stored (JSON) form that reads back as the same room.
+pub fn assert_room_valid(room: &Room, definition: &RoomDefinition, limits: &Limits) {
     assert!(
-        validate::label("label", &room.label).is_ok(),
+        validate::label("label", &room.label, limits.max_label_chars).is_ok(),
         "label {:?}",
         room.label
     );
 
     assert!(
-        room.acl.len() <= MAX_ACL_ENTRIES,
+        room.acl.len() <= limits.max_acl_entries,
         "{} ACL entries",
         room.acl.len()
     );
@@ -329,7 +339,7 @@ pub fn assert_room_valid(room: &Room, definition: &RoomDefinition) {
     }
 
     assert_eq!(
-        definition.check_values(&room.custom).as_ref(),
+        definition.check_values(&room.custom, limits).as_ref(),
         Ok(&room.custom),
         "stored custom values do not validate again unchanged"
     );
