@@ -13,6 +13,9 @@ use crate::{RedisServer, RoomdProcess, eventually};
 /// Heartbeat TTL that test clusters pass as `--node-ttl` unless the builder
 /// sets another, short so that failover tests finish quickly.
 pub const TEST_NODE_TTL_SECS: u64 = 2;
+/// `--rate-limit` and `--rate-burst` of test clusters, far above any test's
+/// request rate.
+const UNLIMITED_RATE: &str = "1000000";
 /// How long [`Cluster::wait_ready`] waits for every node to report serving.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -58,6 +61,20 @@ impl ClusterBuilder {
             "--node-ttl".to_owned(),
             self.node_ttl_secs.to_string(),
         ];
+        // Cluster tests send one caller's requests far faster than the
+        // default rate limit allows; they test clustering, so the limit is
+        // lifted unless the test sets its own.
+        if !self.extra_args.iter().any(|arg| arg == "--rate-limit") {
+            node_args.extend(
+                [
+                    "--rate-limit",
+                    UNLIMITED_RATE,
+                    "--rate-burst",
+                    UNLIMITED_RATE,
+                ]
+                .map(String::from),
+            );
+        }
         node_args.extend(self.extra_args);
 
         let mut cluster = Cluster {

@@ -203,7 +203,8 @@ async fn read_log(
     }
 }
 
-/// Retries a call while roomd is unavailable or unreachable.
+/// Retries a call while roomd is unavailable, unreachable or rate-limiting
+/// the reads.
 async fn retry<T, F, Fut>(mut call: F) -> Result<T, Outcome>
 where
     F: FnMut() -> Fut,
@@ -217,9 +218,14 @@ where
             Ok(response) => return Ok(response.into_inner()),
             Err(status) => {
                 last = classify(&status);
-                if !matches!(&last, Outcome::Unknown { .. })
-                    && !matches!(&last, Outcome::Fault { reason, .. } if reason.starts_with("unavailable."))
-                {
+                let transient = match &last {
+                    Outcome::Unknown { .. } => true,
+                    Outcome::Fault { reason, .. } => {
+                        reason.starts_with("unavailable.") || reason == "limit.rate"
+                    }
+                    Outcome::Ok => false,
+                };
+                if !transient {
                     return Err(last);
                 }
             }

@@ -441,13 +441,22 @@ mod tests {
     fn dates_outside_four_digit_years_rejected() {
         let date = property("c_d", PropertyType::Date, false);
         for text in ["0000-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"] {
-            let err = date.check_value("c_d", &json!(text), &Limits::default()).unwrap_err();
+            let err = date
+                .check_value("c_d", &json!(text), &Limits::default())
+                .unwrap_err();
             assert_eq!(err.reason(), "invalidArgument.validation", "{text}");
             assert_eq!(err.metadata(), vec![("path", "c_d".to_string())], "{text}");
         }
         for text in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
-            let stored = date.check_value("c_d", &json!(text), &Limits::default()).unwrap();
-            assert_eq!(date.check_value("c_d", &stored, &Limits::default()).unwrap(), stored, "{text}");
+            let stored = date
+                .check_value("c_d", &json!(text), &Limits::default())
+                .unwrap();
+            assert_eq!(
+                date.check_value("c_d", &stored, &Limits::default())
+                    .unwrap(),
+                stored,
+                "{text}"
+            );
         }
     }
 
@@ -458,7 +467,9 @@ mod tests {
     fn number_value_survives_json_text() {
         let number = property("c_n", PropertyType::Number, false);
         let value: Value = serde_json::from_str("1.6274917564416392e-118").unwrap();
-        let stored = number.check_value("c_n", &value, &Limits::default()).unwrap();
+        let stored = number
+            .check_value("c_n", &value, &Limits::default())
+            .unwrap();
         let text = serde_json::to_string(&stored).unwrap();
         assert_eq!(text, "1.6274917564416392e-118");
         let loaded: Value = serde_json::from_str(&text).unwrap();

@@ -23,8 +23,7 @@ use crate::error::{RoomError, RoomResult};
 use crate::event::EventName;
 use crate::limits::Limits;
 use crate::room::{
-    CloseReason, EventDraft, Room, RoomState, check_max_participants, check_timeout,
-    push_distinct,
+    CloseReason, EventDraft, Room, RoomState, check_max_participants, check_timeout, push_distinct,
 };
 use crate::validate;
 

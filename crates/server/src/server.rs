@@ -12,12 +12,12 @@ use roomd_proto::v1::definitions_server::DefinitionsServer;
 use roomd_proto::v1::rooms_server::RoomsServer;
 use roomd_store::{MemoryStore, NodeDirectory, Store, StoreError};
 use tokio::net::TcpListener;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::body::Body;
 use tonic::codegen::{Service, http};
+use tonic::service::Interceptor;
 use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tower::Layer;
 use tower::util::MapResponseLayer;
@@ -326,7 +326,8 @@ async fn serve_internal<L>(
 ) -> Result<(), ServerError>
 where
     L: Layer<Routes>,
-    L::Service: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    L::Service:
+        Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     <L::Service as Service<http::Request<Body>>>::Future: Send,
     <L::Service as Service<http::Request<Body>>>::Error: Into<tonic::codegen::StdError> + Send,
 {
@@ -352,7 +353,8 @@ async fn serve_router<L>(
 ) -> Result<(), tonic::transport::Error>
 where
     L: Layer<Routes>,
-    L::Service: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    L::Service:
+        Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     <L::Service as Service<http::Request<Body>>>::Future: Send,
     <L::Service as Service<http::Request<Body>>>::Error: Into<tonic::codegen::StdError> + Send,
 {
