@@ -62,7 +62,7 @@ impl ClusterBuilder {
             self.node_ttl_secs.to_string(),
         ];
         // Cluster tests send one caller's requests far faster than the
-        // default rate limit allows; they test clustering, so the limit is
+        // default rate limit allows. They test clustering, so the limit is
         // lifted unless the test sets its own.
         if !self.extra_args.iter().any(|arg| arg == "--rate-limit") {
             node_args.extend(

@@ -30,15 +30,14 @@ impl JwtKeys {
         let (rsa_private_pem, rsa_public_pem) = rsa_key_pair().clone();
         let ec = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("generate a P-256 key");
 
-        let keys = JwtKeys {
+        JwtKeys {
             secret_file: crate::tls::write_file(dir, "jwt-secret", &format!("{hs256_secret}\n")),
             rsa_public_file: crate::tls::write_file(dir, "jwt-rsa.pem", &rsa_public_pem),
             ec_public_file: crate::tls::write_file(dir, "jwt-ec.pem", &ec.public_key_pem()),
             hs256_secret,
             rsa_private_pem,
             ec_private_pem: ec.serialize_pem(),
-        };
-        keys
+        }
     }
 
     /// Returns the roomd flags that accept tokens signed with these keys

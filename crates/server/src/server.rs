@@ -237,26 +237,37 @@ impl RoomdServer {
             service.end_watches();
             let _ = stopping.send(true);
         });
-        let internal = internal.map(|listener| {
-            let internal_auth = AuthInterceptor::new(authenticator.clone(), Port::Internal);
-            let router = Server::builder()
-                .layer(MapResponseLayer::new(limits::request_size_fault(
-                    max_request_bytes,
-                )))
-                .add_service(health_service)
-                .add_service(InterceptedService::new(
-                    RoomsServer::new(RoomsApi::new(self.service.clone()))
-                        .max_decoding_message_size(max_request_bytes),
-                    internal_auth,
-                ));
-            serve_internal(
-                router,
-                listener,
-                tls,
-                authenticator.authenticates_nodes(),
-                public_stop,
-            )
-        });
+        // Requests reach the internal port only after the public port of
+        // another node counted them, so it applies no rate limit of its own.
+        let internal = match internal {
+            Some(listener) => {
+                announce_internal(
+                    &listener,
+                    tls.is_some(),
+                    authenticator.authenticates_nodes(),
+                )?;
+                let internal_auth = AuthInterceptor::new(authenticator.clone(), Port::Internal);
+                let router = Server::builder()
+                    .layer(MapResponseLayer::new(limits::request_size_fault(
+                        max_request_bytes,
+                    )))
+                    .add_service(health_service)
+                    .add_service(InterceptedService::new(
+                        RoomsServer::new(RoomsApi::new(self.service.clone()))
+                            .max_decoding_message_size(max_request_bytes),
+                        internal_auth,
+                    ));
+                let mut stopping = public_stop;
+                Some(async move {
+                    serve_router(router, listener, tls, async move {
+                        let _ = stopping.wait_for(|stopping| *stopping).await;
+                    })
+                    .await
+                    .map_err(ServerError::from)
+                })
+            }
+            None => None,
+        };
 
         let grace = self.config.shutdown_grace;
         let served = until_grace_ends(public, internal, stopping_seen, grace).await;
@@ -314,32 +325,18 @@ async fn forget_idle_callers(rate: Arc<RequestRate>) {
     }
 }
 
-/// Serves the internal API, which other nodes forward requests to, until
-/// the public server stops. Requests reach it only after the public port of
-/// another node counted them, so it applies no rate limit of its own.
-async fn serve_internal<L>(
-    router: Router<L>,
-    listener: TcpListener,
-    tls: Option<TlsSettings>,
+/// Logs the address of the internal API, which other nodes forward
+/// requests to, and warns when anyone who reaches it is trusted.
+fn announce_internal(
+    listener: &TcpListener,
+    tls: bool,
     authenticated: bool,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), ServerError>
-where
-    L: Layer<Routes>,
-    L::Service:
-        Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
-    <L::Service as Service<http::Request<Body>>>::Future: Send,
-    <L::Service as Service<http::Request<Body>>>::Error: Into<tonic::codegen::StdError> + Send,
-{
+) -> Result<(), ServerError> {
     let address = listener.local_addr()?;
     if !address.ip().is_loopback() && !authenticated {
         warn!(%address, "serving the internal API on a non-loopback address without the node token; every caller is trusted");
     }
-    info!(%address, tls = tls.is_some(), authenticated, "internal API listening");
-    serve_router(router, listener, tls, async move {
-        let _ = stopping.wait_for(|stopping| *stopping).await;
-    })
-    .await?;
+    info!(%address, tls, authenticated, "internal API listening");
     Ok(())
 }
 
@@ -378,8 +375,8 @@ where
     }
 }
 
-/// Two interceptors run in order; the second sees what the first added to
-/// the request.
+/// Two interceptors run in order, so the second can read what the first
+/// added to the request.
 #[derive(Clone)]
 struct Chained<A, B>(A, B);
 
