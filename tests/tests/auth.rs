@@ -180,6 +180,13 @@ async fn auth_rejected_credentials_change_nothing() {
         "client certificate from another CA",
     )
     .await;
+    assert_every_change_rejected(
+        &mut stranger_rooms,
+        &service,
+        &room,
+        "client certificate from another CA with a valid token",
+    )
+    .await;
 
     assert_eq!(snapshot(&mut rooms, &service).await, before);
     let log = secured.roomd.log();
@@ -374,26 +381,52 @@ async fn auth_bad_files_exit_2_without_secrets() {
     );
     let short = write_file(dir.path(), "short", "a s3cr3t\n");
     let jwt_secret = write_file(dir.path(), "jwt", &format!("{secret}\n"));
+    let empty = write_file(dir.path(), "empty", "# no services yet\n");
     let missing = dir.path().join("missing");
+    let ca = TestCa::new("roomd test CA");
+    let server = ca.issue_server("server");
+    let client = ca.issue_client("scheduler");
     let path = |p: &PathBuf| p.display().to_string();
 
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let cases: Vec<(Vec<String>, String)> = vec![
         (
             vec!["--service-tokens-file".into(), path(&duplicate)],
-            "line 2",
+            format!("invalid --service-tokens-file {}, line 2", path(&duplicate)),
         ),
-        (vec!["--service-tokens-file".into(), path(&short)], "line 1"),
+        (
+            vec!["--service-tokens-file".into(), path(&short)],
+            "line 1".into(),
+        ),
+        (
+            vec!["--service-tokens-file".into(), path(&empty)],
+            format!(
+                "invalid --service-tokens-file {}: contains no token",
+                path(&empty)
+            ),
+        ),
         (
             vec!["--service-tokens-file".into(), path(&missing)],
-            "cannot read",
+            format!("cannot read --service-tokens-file {}", path(&missing)),
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&server.cert),
+                "--tls-key".into(),
+                path(&client.key),
+            ],
+            format!(
+                "invalid --tls-key {}: does not match the certificate",
+                path(&client.key)
+            ),
         ),
         (
             vec!["--jwt-secret-file".into(), path(&jwt_secret)],
-            "--jwt-audience",
+            "--jwt-audience".into(),
         ),
         (
             vec!["--node-token-file".into(), path(&short)],
-            "--node-token-file",
+            "--node-token-file".into(),
         ),
         (
             vec![
@@ -402,7 +435,7 @@ async fn auth_bad_files_exit_2_without_secrets() {
                 "--tls-key".into(),
                 path(&short),
             ],
-            "--tls-cert",
+            "--tls-cert".into(),
         ),
     ];
     for (args, expected) in cases {
@@ -412,7 +445,7 @@ async fn auth_bad_files_exit_2_without_secrets() {
         let output = run_roomd(full_args).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{command_line:?}: {stderr}");
-        assert!(stderr.contains(expected), "{command_line:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{command_line:?}: {stderr}");
         assert!(
             !stderr.contains(secret),
             "{command_line:?} printed the secret: {stderr}"

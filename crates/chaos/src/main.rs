@@ -1,6 +1,7 @@
 //! `roomd-chaos`: runs the chaos suite against a fresh local cluster, or
 //! checks a history written by an earlier run.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,6 +74,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_env("ROOMD_CHAOS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
 

@@ -105,23 +105,17 @@ pub async fn run(
     for fault in plan {
         tokio::time::sleep_until(started + fault.at).await;
         let start = Utc::now();
-        info!(
-            kind = fault.kind.name(),
-            node = fault.node,
-            "injecting fault"
-        );
+        // Redis is shared by every node, so a Redis restart names none.
+        let node = (!matches!(fault.kind, FaultKind::RestartRedis)).then_some(fault.node);
+        info!(kind = fault.kind.name(), node, "injecting fault");
+
         let detail = inject(&fault, &config, cluster, proxies).await;
-        info!(
-            kind = fault.kind.name(),
-            node = fault.node,
-            detail,
-            "fault over"
-        );
-        let node_fault = !matches!(fault.kind, FaultKind::RestartRedis);
+        info!(kind = fault.kind.name(), node, detail, "fault over");
+
         recorder.record(Entry::Fault(FaultRecord {
             id: recorder.next_id(),
             kind: fault.kind,
-            node: node_fault.then_some(fault.node),
+            node,
             start,
             end: Utc::now(),
             detail,

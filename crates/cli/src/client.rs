@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use roomd_model::validate;
 
 use crate::args::Cli;
-use crate::error::CliError;
+use crate::error::{CliError, error_chain};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,9 +43,9 @@ impl Client {
             })?
             .connect_timeout(CONNECT_TIMEOUT);
         if let Some(tls) = tls {
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| CliError::Usage(format!("invalid TLS settings: {e}")))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                CliError::Usage(format!("invalid TLS settings: {}", error_chain(&e)))
+            })?;
         }
         let channel = endpoint
             .connect()

@@ -1,3 +1,5 @@
+use std::error::Error as _;
+
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -22,8 +24,9 @@ pub enum CliError {
         source: tonic::transport::Error,
     },
 
-    /// A fault from roomd: printed as `reason: message`.
-    #[error("{}: {}", fault_reason(.0), .0.message())]
+    /// A fault from roomd, printed as `reason: message`, or a failed
+    /// connection, printed with its causes.
+    #[error("{}: {}", fault_reason(.0), fault_message(.0))]
     Fault(tonic::Status),
 
     #[error("roomd sent a response roomctl cannot read: {0}")]
@@ -48,17 +51,23 @@ impl From<tonic::Status> for CliError {
 }
 
 /// Tells whether a status came from the connection (refused, dropped, timed
-/// out) rather than from roomd, which always attaches an `ErrorInfo`.
+/// out, not speaking the same protocol) rather than from roomd, which always
+/// attaches an `ErrorInfo`.
 fn is_transport_failure(status: &tonic::Status) -> bool {
-    fault_reason_of(status).is_none()
-        && matches!(
-            status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-        )
+    if fault_reason_of(status).is_some() {
+        return false;
+    }
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
+        // tonic turns a client-side transport error into `Unknown` and keeps
+        // the error as the status's source.
+        Code::Unknown => status.source().is_some(),
+        _ => false,
+    }
 }
 
 /// Joins an error and its sources, so "transport error" shows its cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -85,6 +94,54 @@ fn fault_reason(status: &tonic::Status) -> String {
             "timed out waiting for roomd (see --timeout)".into()
         }
         Code::Unavailable => "roomd unavailable".into(),
+        Code::Unknown if status.source().is_some() => {
+            "connection to roomd failed (check --addr's scheme and the TLS flags)".into()
+        }
         code => format!("{code:?}"),
     })
+}
+
+/// Returns the status message, followed by the causes of a transport error.
+fn fault_message(status: &tonic::Status) -> String {
+    match status.source() {
+        Some(source) if fault_reason_of(status).is_none() => error_chain(source),
+        _ => status.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_error_exits_unreachable_with_its_cause() {
+        let cause = std::io::Error::other("invalid HTTP version");
+        let status = tonic::Status::from_error(Box::new(cause));
+        let error = CliError::Fault(status);
+
+        assert_eq!(error.exit_code(), EXIT_UNREACHABLE);
+        assert!(
+            error.to_string().starts_with("connection to roomd failed"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("invalid HTTP version"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn status_without_error_info_or_source_is_a_fault() {
+        let error = CliError::Fault(tonic::Status::unknown("proxy said no"));
+
+        assert_eq!(error.exit_code(), EXIT_FAULT);
+        assert_eq!(error.to_string(), "Unknown: proxy said no");
+    }
+
+    #[test]
+    fn timeout_exits_unreachable() {
+        let error = CliError::Fault(tonic::Status::deadline_exceeded("late"));
+
+        assert_eq!(error.exit_code(), EXIT_UNREACHABLE);
+    }
 }

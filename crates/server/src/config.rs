@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::builder::RangedU64ValueParser;
+use clap::builder::{BoolishValueParser, RangedU64ValueParser};
 use clap::{Args as ClapArgs, Parser, ValueEnum};
 use roomd_actors::ServiceConfig;
 use roomd_actors::registry::RestartPolicy;
@@ -42,7 +42,7 @@ pub struct Args {
     /// Serve a non-loopback address without authenticating callers (or,
     /// on the internal port, nodes). Every caller that can reach the port
     /// is then trusted.
-    #[arg(long, env = "ROOMD_INSECURE_NO_AUTH", help_heading = SECURITY)]
+    #[arg(long, env = "ROOMD_INSECURE_NO_AUTH", value_parser = BoolishValueParser::new(), help_heading = SECURITY)]
     pub insecure_no_auth: bool,
 
     /// PEM certificate chain that the public and the internal port serve
@@ -165,7 +165,7 @@ pub struct Args {
 
     /// Serve the roomd.v1.Chaos service, which kills this node's room
     /// actors and registry on request, for chaos tests. Never in production.
-    #[arg(long, env = "ROOMD_ENABLE_CHAOS")]
+    #[arg(long, env = "ROOMD_ENABLE_CHAOS", value_parser = BoolishValueParser::new())]
     pub enable_chaos: bool,
 
     /// Log line format.
@@ -189,7 +189,7 @@ pub struct LimitArgs {
     /// Maximum size of a request message, in bytes. A larger one gets
     /// `limit.requestSize`.
     #[arg(long, env = "ROOMD_MAX_REQUEST_BYTES", default_value_t = Limits::default().max_request_bytes,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_request_bytes: usize,
 
     /// Maximum number of characters in a room label, 1 to 200.
@@ -199,23 +199,23 @@ pub struct LimitArgs {
 
     /// Maximum number of entries in a room's ACL.
     #[arg(long, env = "ROOMD_MAX_ACL_ENTRIES", default_value_t = Limits::default().max_acl_entries,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_acl_entries: usize,
 
     /// Maximum number of custom (c_*) properties set on one room.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_PROPERTIES", default_value_t = Limits::default().max_custom_properties,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_custom_properties: usize,
 
     /// Maximum number of characters in one custom string value or array
     /// item.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_VALUE_CHARS", default_value_t = Limits::default().max_custom_value_chars,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_custom_value_chars: usize,
 
     /// Maximum number of items in one custom array value.
     #[arg(long, env = "ROOMD_MAX_CUSTOM_ARRAY_ITEMS", default_value_t = Limits::default().max_custom_array_items,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_custom_array_items: usize,
 
     /// Maximum $and/$or nesting depth of a FindRooms filter, 1 to 16.
@@ -226,7 +226,7 @@ pub struct LimitArgs {
     /// Maximum number of JSON values (objects, arrays and scalars) in a
     /// FindRooms filter.
     #[arg(long, env = "ROOMD_MAX_FILTER_NODES", default_value_t = Limits::default().max_filter_nodes,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_filter_nodes: usize,
 
     /// Maximum FindRooms page size, in rooms, 1 to 1000.
@@ -236,30 +236,39 @@ pub struct LimitArgs {
 
     /// Maximum number of open watches of one room on this node.
     #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_ROOM", default_value_t = Limits::default().max_watchers_per_room,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_watchers_per_room: usize,
 
     /// Maximum number of open watches of one caller (org and account) on
     /// this node.
     #[arg(long, env = "ROOMD_MAX_WATCHERS_PER_CALLER", default_value_t = Limits::default().max_watchers_per_caller,
-          value_parser = at_least_one())]
+          value_parser = at_least_one::<usize>)]
     pub max_watchers_per_caller: usize,
 
     /// Requests per second that one caller (org and account) may make to
     /// this node's public port, on average.
     #[arg(long, env = "ROOMD_RATE_LIMIT", default_value_t = Limits::default().requests_per_second,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one::<u32>)]
     pub rate_limit: u32,
 
     /// Requests that one caller may make at once before --rate-limit
     /// applies.
     #[arg(long, env = "ROOMD_RATE_BURST", default_value_t = Limits::default().request_burst,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one::<u32>)]
     pub rate_burst: u32,
 }
 
-fn at_least_one() -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::<usize>::new().range(1..)
+/// Parses a whole number of at least 1, for limits without an upper bound.
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    match text.parse::<T>() {
+        Ok(value) if value >= T::from(1) => Ok(value),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(error) => Err(format!("must be a whole number of at least 1: {error}")),
+    }
 }
 
 impl From<&LimitArgs> for Limits {
@@ -343,6 +352,7 @@ impl Args {
             .as_deref()
             .map(|path| {
                 let pem = std::fs::read(path).map_err(|source| AuthConfigError::Read {
+                    flag: "--tls-peer-ca",
                     path: path.display().to_string(),
                     source,
                 })?;

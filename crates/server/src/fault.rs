@@ -48,7 +48,6 @@ pub fn code(error: &RoomError) -> Code {
 
 /// Converts a fault into the status sent to the client.
 pub fn status(error: RoomError) -> Status {
-    metrics::counter!("roomd_faults_total", "reason" => error.reason()).increment(1);
     if error.is_retryable() {
         warn!(reason = error.reason(), error = %error, "request failed; the client may retry");
     } else if matches!(error, RoomError::RateLimited { .. }) {
@@ -58,7 +57,12 @@ pub fn status(error: RoomError) -> Status {
     } else {
         info!(reason = error.reason(), error = %error, "request rejected");
     }
+    build(error)
+}
 
+/// Builds the status for a fault and counts it, without logging it.
+fn build(error: RoomError) -> Status {
+    metrics::counter!("roomd_faults_total", "reason" => error.reason()).increment(1);
     let metadata: HashMap<String, String> = error
         .metadata()
         .into_iter()
@@ -89,11 +93,12 @@ fn shorten(text: &str) -> String {
 
 /// Converts a failed authentication into the status sent to the client:
 /// `unauthenticated`, or a validation fault for malformed principal
-/// metadata.
+/// metadata. The caller logs a rejected credential with the peer address,
+/// so only the validation fault is logged here.
 pub fn unauthenticated(error: AuthError) -> Status {
     match error {
         AuthError::Metadata(error) => status(error),
-        error => status(RoomError::Unauthenticated {
+        error => build(RoomError::Unauthenticated {
             message: error.to_string(),
         }),
     }

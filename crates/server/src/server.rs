@@ -140,8 +140,12 @@ impl RoomdServer {
         let address = listener.local_addr()?;
         self.config.check_public_address(address)?;
         let authenticator = self.config.authenticator.clone();
-        if !address.ip().is_loopback() && !authenticator.authenticates_callers() {
-            warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
+        if !address.ip().is_loopback() {
+            if !authenticator.authenticates_callers() {
+                warn!(%address, "serving a non-loopback address without authentication; every caller is trusted");
+            } else if self.config.tls.is_none() {
+                warn!(%address, "serving a non-loopback address without TLS, so bearer tokens cross the network in clear text");
+            }
         }
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -333,8 +337,12 @@ fn announce_internal(
     authenticated: bool,
 ) -> Result<(), ServerError> {
     let address = listener.local_addr()?;
-    if !address.ip().is_loopback() && !authenticated {
-        warn!(%address, "serving the internal API on a non-loopback address without the node token; every caller is trusted");
+    if !address.ip().is_loopback() {
+        if !authenticated {
+            warn!(%address, "serving the internal API on a non-loopback address without the node token; every caller is trusted");
+        } else if !tls {
+            warn!(%address, "serving the internal API on a non-loopback address without TLS, so the node token crosses the network in clear text");
+        }
     }
     info!(%address, tls, authenticated, "internal API listening");
     Ok(())

@@ -13,7 +13,7 @@ mod watchers;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -153,12 +153,37 @@ impl<'a> History<'a> {
                 }
             }
         }
+        history.require_final_states()?;
         Ok(history)
+    }
+
+    /// Fails when a room that a request or a watch names has no final state.
+    /// A run reads one for each such room, deleted rooms included, so a
+    /// missing one means the history file is incomplete.
+    fn require_final_states(&self) -> Result<(), String> {
+        let named = self
+            .requests_by_room
+            .keys()
+            .copied()
+            .chain(self.watches.iter().map(|watch| watch.room.as_str()));
+        let missing: BTreeSet<&str> = named
+            .filter(|room| !self.finals.contains_key(room))
+            .collect();
+
+        match missing.first() {
+            None => Ok(()),
+            Some(room) => Err(format!(
+                "the history has no final state for {} room(s), {room} among them, \
+                 so the file is incomplete (cut short or edited)",
+                missing.len()
+            )),
+        }
     }
 }
 
 /// Checks every rule and returns the violations, ordered by rule and room.
-/// Fails only when the history lacks its run entry.
+/// Fails when the history lacks its run entry or the final state of a room
+/// it names.
 pub fn check(entries: &[Entry]) -> Result<Vec<Violation>, String> {
     let history = History::index(entries)?;
     let mut violations = Vec::new();

@@ -180,6 +180,26 @@ fn clean_history_has_no_violation() {
 }
 
 #[test]
+fn history_without_final_states_is_rejected() {
+    let cut_short = history(Vec::new(), visit_requests("r1"));
+    let error = check(&cut_short).unwrap_err();
+    assert!(error.contains("no final state"), "{error}");
+    assert!(error.contains("r1"), "{error}");
+}
+
+#[test]
+fn watched_room_without_final_state_is_rejected() {
+    let room = visit("r1");
+    let mut entries = history(vec![room.clone()], visit_requests("r1"));
+    let mut other = room.clone();
+    other.room = "r2".into();
+    entries.push(watch(&[1, 2], &other));
+
+    let error = check(&entries).unwrap_err();
+    assert!(error.contains("r2"), "{error}");
+}
+
+#[test]
 fn acknowledged_join_missing_from_the_log_is_reported() {
     let mut room = visit("r1");
     // The join and leave were lost; the close follows the opening.

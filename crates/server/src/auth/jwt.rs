@@ -120,7 +120,7 @@ fn rejection(kind: &ErrorKind) -> AuthError {
 }
 
 fn load_secret(path: &Path) -> Result<DecodingKey, AuthConfigError> {
-    let bytes = read(path)?;
+    let bytes = read(path, "--jwt-secret-file")?;
     let secret = bytes.trim_ascii_end();
     if secret.len() < MIN_SECRET_LEN {
         return Err(AuthConfigError::Invalid {
@@ -137,7 +137,7 @@ fn load_secret(path: &Path) -> Result<DecodingKey, AuthConfigError> {
 
 /// Loads a PEM public key and picks its algorithm from the key type.
 fn load_public_key(path: &Path) -> Result<(Algorithm, DecodingKey), AuthConfigError> {
-    let pem = read(path)?;
+    let pem = read(path, "--jwt-public-key-file")?;
     if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
         return Ok((Algorithm::RS256, key));
     }
@@ -151,8 +151,9 @@ fn load_public_key(path: &Path) -> Result<(Algorithm, DecodingKey), AuthConfigEr
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, AuthConfigError> {
+fn read(path: &Path, flag: &'static str) -> Result<Vec<u8>, AuthConfigError> {
     std::fs::read(path).map_err(|source| AuthConfigError::Read {
+        flag,
         path: path.display().to_string(),
         source,
     })

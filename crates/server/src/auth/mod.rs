@@ -69,9 +69,12 @@ pub enum AuthError {
     ClientCertificate(String),
 
     #[error(
-        "{header} conflicts with the JWT claims; a JWT that names an account acts only as that account"
+        "{header} conflicts with the JWT's {claim} claim. A header may only repeat what the JWT claims"
     )]
-    ClaimConflict { header: &'static str },
+    ClaimConflict {
+        header: &'static str,
+        claim: &'static str,
+    },
 
     #[error("the internal port accepts only the node token")]
     NodeCredential,
@@ -86,13 +89,14 @@ pub enum AuthError {
 /// name the flag and the file, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {flag} {path}: {source}")]
     Read {
+        flag: &'static str,
         path: String,
         source: std::io::Error,
     },
 
-    #[error("invalid token file {path}, line {line}: {message}")]
+    #[error("invalid --service-tokens-file {path}, line {line}: {message}")]
     TokenFile {
         path: String,
         line: usize,
@@ -192,21 +196,27 @@ impl Authenticator {
         metadata: &MetadataMap,
         peer_certificates: Option<&[CertificateDer<'static>]>,
     ) -> Result<Credential, AuthError> {
-        if let Some(token) = bearer_token(metadata)? {
-            return self.bearer_credential(token);
-        }
-
+        // A credential that is presented must be valid, even when another
+        // one is, so a certificate is checked before the bearer token.
         let certificates = peer_certificates.filter(|chain| !chain.is_empty());
-        match (&self.client_certificates, certificates) {
+        let certificate_accepted = match (&self.client_certificates, certificates) {
             (Some(accepted), Some(chain)) => {
                 accepted
                     .verify(chain)
                     .map_err(AuthError::ClientCertificate)?;
-                debug!("authenticated by client certificate");
-                Ok(Credential::Service)
+                true
             }
-            _ => Err(AuthError::MissingCredential),
+            _ => false,
+        };
+
+        if let Some(token) = bearer_token(metadata)? {
+            return self.bearer_credential(token);
         }
+        if certificate_accepted {
+            debug!("authenticated by client certificate");
+            return Ok(Credential::Service);
+        }
+        Err(AuthError::MissingCredential)
     }
 
     fn bearer_credential(&self, token: &str) -> Result<Credential, AuthError> {
@@ -244,7 +254,10 @@ impl Authenticator {
 fn caller_from_claims(metadata: &MetadataMap, claims: Claims) -> Result<Caller, AuthError> {
     let org = match (claims.org, header(metadata, ORG_HEADER)?) {
         (Some(claimed), Some(requested)) if claimed != requested => {
-            return Err(AuthError::ClaimConflict { header: ORG_HEADER });
+            return Err(AuthError::ClaimConflict {
+                header: ORG_HEADER,
+                claim: "org",
+            });
         }
         (Some(claimed), _) => claimed,
         (None, requested) => requested.unwrap_or(DEFAULT_ORG).to_owned(),
@@ -265,6 +278,7 @@ fn caller_from_claims(metadata: &MetadataMap, claims: Claims) -> Result<Caller, 
     if header(metadata, ACCOUNT_HEADER)?.is_some_and(|requested| requested != account) {
         return Err(AuthError::ClaimConflict {
             header: ACCOUNT_HEADER,
+            claim: "account",
         });
     }
     let roles = crate::caller::parse_roles(&claims.roles.join(","))?;
@@ -273,6 +287,7 @@ fn caller_from_claims(metadata: &MetadataMap, claims: Claims) -> Result<Caller, 
         if requested.len() != roles.len() || requested.iter().any(|role| !roles.contains(role)) {
             return Err(AuthError::ClaimConflict {
                 header: ROLES_HEADER,
+                claim: "roles",
             });
         }
     }
@@ -356,7 +371,10 @@ impl Interceptor for AuthInterceptor {
             }
             Err(error) => {
                 if !matches!(error, AuthError::Metadata(_)) {
-                    info!(peer = ?request.remote_addr(), port = ?self.port, reason = %error, "authentication rejected");
+                    let peer = request
+                        .remote_addr()
+                        .map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+                    info!(%peer, port = ?self.port, reason = %error, "authentication rejected");
                 }
                 Err(fault::unauthenticated(error))
             }
@@ -449,7 +467,7 @@ mod tests {
         ] {
             let error = caller_from_claims(&metadata(&[(key, value)]), claims.clone()).unwrap_err();
             assert!(
-                matches!(error, AuthError::ClaimConflict { header } if header == key),
+                matches!(error, AuthError::ClaimConflict { header, .. } if header == key),
                 "{error}"
             );
         }

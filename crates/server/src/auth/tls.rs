@@ -54,15 +54,16 @@ impl TlsSettings {
     /// bundle that client certificates are checked against.
     pub fn load(
         cert: &Path,
-        key: &Path,
+        key_path: &Path,
         client_certificates: Option<&ClientCertificates>,
     ) -> Result<Self, AuthConfigError> {
         let chain = load_certificates(cert, "--tls-cert")?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|error| AuthConfigError::Invalid {
-            flag: "--tls-key",
-            path: key.display().to_string(),
-            message: format!("is not a PEM private key: {error}"),
-        })?;
+        let key =
+            PrivateKeyDer::from_pem_file(key_path).map_err(|error| AuthConfigError::Invalid {
+                flag: "--tls-key",
+                path: key_path.display().to_string(),
+                message: format!("is not a PEM private key: {error}"),
+            })?;
 
         let builder = ServerConfig::builder();
         let builder = match client_certificates {
@@ -76,8 +77,11 @@ impl TlsSettings {
                 .with_single_cert(chain, key)
                 .map_err(|error| AuthConfigError::Invalid {
                     flag: "--tls-key",
-                    path: cert.display().to_string(),
-                    message: format!("does not match the certificate: {error}"),
+                    path: key_path.display().to_string(),
+                    message: format!(
+                        "does not match the certificate in {}: {error}",
+                        cert.display()
+                    ),
                 })?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(TlsSettings {

@@ -23,6 +23,9 @@ pub const MIN_TOKEN_LEN: usize = 16;
 const MAX_TOKEN_LEN: usize = 4096;
 const MAX_NAME_LEN: usize = 64;
 
+/// The flag that names the service token file, for error messages.
+const FLAG: &str = "--service-tokens-file";
+
 /// A token kept only to compare presented tokens against it.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -54,16 +57,26 @@ pub struct ServiceTokens {
 impl ServiceTokens {
     /// Reads and parses the token file at `path`.
     pub fn load(path: &Path) -> Result<Self, AuthConfigError> {
-        let text = read_text(path)?;
-        Self::parse(&text).map_err(|(line, message)| AuthConfigError::TokenFile {
+        let text = read_text(path, FLAG)?;
+        let tokens = Self::parse(&text).map_err(|(line, message)| AuthConfigError::TokenFile {
             path: path.display().to_string(),
             line,
             message,
-        })
+        })?;
+
+        if tokens.is_empty() {
+            return Err(AuthConfigError::Invalid {
+                flag: FLAG,
+                path: path.display().to_string(),
+                message: "contains no token".into(),
+            });
+        }
+        Ok(tokens)
     }
 
     /// Parses a token file. An error carries the line number (from 1) and a
-    /// message without the token.
+    /// message without the token. Text with no token line parses to an
+    /// empty set.
     pub fn parse(text: &str) -> Result<Self, (usize, String)> {
         let mut entries: Vec<(String, Secret)> = Vec::new();
         for (index, line) in text.lines().enumerate() {
@@ -99,9 +112,6 @@ impl ServiceTokens {
             entries.push((name.to_owned(), token));
         }
 
-        if entries.is_empty() {
-            return Err((0, "contains no token".into()));
-        }
         Ok(ServiceTokens { entries })
     }
 
@@ -128,7 +138,7 @@ impl ServiceTokens {
 
 /// Reads a file that contains one token, such as the node token.
 pub fn load_single(path: &Path, flag: &'static str) -> Result<Secret, AuthConfigError> {
-    let text = read_text(path)?;
+    let text = read_text(path, flag)?;
     check_token(text.trim()).map_err(|message| AuthConfigError::Invalid {
         flag,
         path: path.display().to_string(),
@@ -136,8 +146,9 @@ pub fn load_single(path: &Path, flag: &'static str) -> Result<Secret, AuthConfig
     })
 }
 
-fn read_text(path: &Path) -> Result<String, AuthConfigError> {
+fn read_text(path: &Path, flag: &'static str) -> Result<String, AuthConfigError> {
     std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read {
+        flag,
         path: path.display().to_string(),
         source,
     })
@@ -194,7 +205,6 @@ mod tests {
             ("scheduler short-secret".to_owned(), 1, "characters"),
             (format!("a {FIRST}\na {SECOND}"), 2, "appears twice"),
             (format!("a {FIRST}\nb {FIRST}"), 2, "already used"),
-            ("# nothing here\n".to_owned(), 0, "no token"),
         ];
         for (text, line, expected) in cases {
             let (found_line, message) = ServiceTokens::parse(&text).unwrap_err();
@@ -205,6 +215,20 @@ mod tests {
                 !message.contains("short-secret"),
                 "the token leaked: {message}"
             );
+        }
+    }
+
+    #[test]
+    fn token_file_load_errors_name_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "# nothing here\n").unwrap();
+        let missing = dir.path().join("missing");
+
+        for path in [empty, missing] {
+            let message = ServiceTokens::load(&path).unwrap_err().to_string();
+            assert!(message.contains("--service-tokens-file"), "{message}");
+            assert!(message.contains(path.to_str().unwrap()), "{message}");
         }
     }
 
