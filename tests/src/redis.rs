@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 use crate::free_loopback_address;
 use crate::process::send_signal;
 
+/// Connect and response timeout of the harness's own Redis clients.
+const HARNESS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The program started, looked up on `PATH`.
 const REDIS_SERVER: &str = "redis-server";
 /// How many free ports [`RedisServer::spawn`] tries before it gives up.
@@ -190,8 +193,14 @@ impl RedisServer {
     pub async fn client(&self) -> ::redis::aio::MultiplexedConnection {
         let client = ::redis::Client::open(self.url())
             .unwrap_or_else(|e| panic!("invalid Redis URL {}: {e}", self.url()));
+        // redis-rs gives up on a response after 500 ms by default, which a
+        // busy 2-core CI machine can exceed. A test's own deadlines decide
+        // when it fails, so the harness waits longer.
+        let config = ::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(HARNESS_TIMEOUT))
+            .set_response_timeout(Some(HARNESS_TIMEOUT));
         client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to redis-server at {}: {e}", self.url()))
     }
