@@ -1255,6 +1255,25 @@ async fn connect_fails_without_showing_password() {
 }
 
 #[tokio::test]
+async fn password_without_user_subscribes() {
+    // A Redis without a password accepts a password for the default user,
+    // so a URL with one must give working commands and subscriptions.
+    let server = RedisServer::spawn().await;
+    let url = format!("redis://:unused-password@127.0.0.1:{}", server.port());
+    let store = RedisStore::connect(RedisConfig::new(url))
+        .await
+        .expect("connect with a password");
+    let lease = first_lease("node-a");
+    let mut room = create(&store, "node-a").await;
+    let mut receiver = store.subscribe(room.id);
+    wait_until_subscribed(&server, room.id).await;
+
+    let opened = open(&store, &mut room, &lease).await;
+
+    assert_eq!(next_event_from(&mut receiver, 2).await, opened[0]);
+}
+
+#[tokio::test]
 async fn connect_rejects_invalid_url() {
     let error = RedisStore::connect(RedisConfig::new("not a url"))
         .await

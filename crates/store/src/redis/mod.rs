@@ -204,6 +204,14 @@ impl RedisStore {
         if let Some(password) = &config.password {
             settings = settings.set_password(password);
         }
+        // Both connections must authenticate alike. Without a user name,
+        // redis-rs 1.8 sends RESP3's `HELLO 3 AUTH default <password>` but
+        // RESP2's `AUTH <password>`, and a Redis without a password accepts
+        // the first and rejects the second. Naming the user makes both
+        // send the two-argument form, which Redis 6 and later accept.
+        if settings.password().is_some() && settings.username().is_none() {
+            settings = settings.set_username("default");
+        }
         // RESP3 lets the connection manager notice a closed connection and
         // reconnect before the next command; the pub/sub connection of the
         // `redis` crate expects RESP2.
