@@ -52,8 +52,9 @@ static ALL_BINARIES_BUILT: OnceLock<Result<(), String>> = OnceLock::new();
 /// The first call in a test process runs `cargo build --bins` for both
 /// binaries, unless both are newer than every source file of the workspace,
 /// as they are right after `cargo test --workspace` built them. That build
-/// can take a while after a change. Later calls only look the binary up. If one of them does not compile, the other one is built
-/// alone, so its tests still run.
+/// can take a while after a change. Later calls only look the binary up.
+/// If one of them does not compile, the other one is built alone, so its
+/// tests still run.
 ///
 /// # Panics
 /// When `name` is not a workspace binary, or the build fails.
@@ -186,6 +187,10 @@ fn cargo_build(packages: &[&str]) -> Result<(), String> {
     // Run from the workspace root, whatever the test's directory.
     command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
 
+    tracing::info!(
+        ?packages,
+        "building the roomd binaries with cargo, which can take minutes after a change"
+    );
     let output = command
         .output()
         .map_err(|e| format!("cannot run {}: {e}", env!("CARGO")))?;

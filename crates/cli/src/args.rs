@@ -33,15 +33,10 @@ pub struct Cli {
     )]
     pub addr: String,
 
-    /// Org (tenant) the request is for.
-    #[arg(
-        long,
-        global = true,
-        env = "ROOMD_ORG",
-        default_value = "default",
-        help_heading = CONNECTION
-    )]
-    pub org: String,
+    /// Org (tenant) the request is for. Without it, roomd uses the org of
+    /// the caller's JWT, or `default`.
+    #[arg(long, global = true, env = "ROOMD_ORG", help_heading = CONNECTION)]
+    pub org: Option<String>,
 
     /// Account to act as; without it roomctl acts as a trusted service with
     /// full access. `anonymous` acts as a caller that is not signed in.

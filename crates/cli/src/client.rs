@@ -17,7 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Client {
     channel: Channel,
-    org: String,
+    org: Option<String>,
     account: Option<String>,
     roles: Option<String>,
     /// `Bearer <token>`, sent with every request.
@@ -82,7 +82,9 @@ impl Client {
     pub fn watch_request<T>(&self, message: T) -> Result<Request<T>, CliError> {
         let mut request = Request::new(message);
         let metadata = request.metadata_mut();
-        metadata.insert("x-roomd-org", header_value("--org", &self.org)?);
+        if let Some(org) = &self.org {
+            metadata.insert("x-roomd-org", header_value("--org", org)?);
+        }
         if let Some(account) = &self.account {
             metadata.insert("x-roomd-account", header_value("--as", account)?);
         }
@@ -149,7 +151,9 @@ fn tls_config(cli: &Cli) -> Result<Option<ClientTlsConfig>, CliError> {
 /// typo is reported against the flag rather than as a server fault.
 fn check_principal(cli: &Cli) -> Result<(), CliError> {
     let usage = |error: roomd_model::RoomError| CliError::Usage(error.to_string());
-    validate::identifier("--org", &cli.org).map_err(usage)?;
+    if let Some(org) = &cli.org {
+        validate::identifier("--org", org).map_err(usage)?;
+    }
     if let Some(account) = cli.account.as_deref().filter(|a| *a != "anonymous") {
         validate::account("--as", account).map_err(usage)?;
     }

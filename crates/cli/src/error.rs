@@ -16,7 +16,7 @@ pub enum CliError {
     Usage(String),
 
     #[error(
-        "cannot connect to roomd at {addr}: {}; check that roomd runs and that --addr (or ROOMD_ADDR) names it",
+        "cannot connect to roomd at {addr}: {}; check that roomd runs, that --addr (or ROOMD_ADDR) names it, and, for TLS, that --ca names the CA of roomd's certificate",
         error_chain(.source)
     )]
     Connect {
@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn status_without_error_info_or_source_is_a_fault() {
+    fn bare_unknown_status_is_fault() {
         let error = CliError::Fault(tonic::Status::unknown("proxy said no"));
 
         assert_eq!(error.exit_code(), EXIT_FAULT);

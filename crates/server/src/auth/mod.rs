@@ -69,11 +69,13 @@ pub enum AuthError {
     ClientCertificate(String),
 
     #[error(
-        "{header} conflicts with the JWT's {claim} claim. A header may only repeat what the JWT claims"
+        "{header} {requested:?} conflicts with the JWT's {claim} claim {claimed:?}. A header may only repeat what the JWT claims, so leave it out or send the claimed value"
     )]
     ClaimConflict {
         header: &'static str,
         claim: &'static str,
+        requested: String,
+        claimed: String,
     },
 
     #[error("the internal port accepts only the node token")]
@@ -257,6 +259,8 @@ fn caller_from_claims(metadata: &MetadataMap, claims: Claims) -> Result<Caller, 
             return Err(AuthError::ClaimConflict {
                 header: ORG_HEADER,
                 claim: "org",
+                requested: requested.to_owned(),
+                claimed,
             });
         }
         (Some(claimed), _) => claimed,
@@ -275,19 +279,26 @@ fn caller_from_claims(metadata: &MetadataMap, claims: Claims) -> Result<Caller, 
         return Ok(caller);
     };
 
-    if header(metadata, ACCOUNT_HEADER)?.is_some_and(|requested| requested != account) {
+    if let Some(requested) = header(metadata, ACCOUNT_HEADER)?
+        && requested != account
+    {
         return Err(AuthError::ClaimConflict {
             header: ACCOUNT_HEADER,
             claim: "account",
+            requested: requested.to_owned(),
+            claimed: account,
         });
     }
-    let roles = crate::caller::parse_roles(&claims.roles.join(","))?;
-    if let Some(requested) = header(metadata, ROLES_HEADER)? {
-        let requested = crate::caller::parse_roles(requested)?;
+    let claimed_roles = claims.roles.join(",");
+    let roles = crate::caller::parse_roles(&claimed_roles)?;
+    if let Some(requested_text) = header(metadata, ROLES_HEADER)? {
+        let requested = crate::caller::parse_roles(requested_text)?;
         if requested.len() != roles.len() || requested.iter().any(|role| !roles.contains(role)) {
             return Err(AuthError::ClaimConflict {
                 header: ROLES_HEADER,
                 claim: "roles",
+                requested: requested_text.to_owned(),
+                claimed: claimed_roles,
             });
         }
     }
@@ -460,16 +471,19 @@ mod tests {
             }
         );
 
-        for (key, value) in [
-            ("x-roomd-account", "acc2"),
-            ("x-roomd-roles", "admin"),
-            ("x-roomd-org", "clinic2"),
+        for (key, value, claimed) in [
+            ("x-roomd-account", "acc2", "acc1"),
+            ("x-roomd-roles", "admin", "nurse"),
+            ("x-roomd-org", "clinic2", "clinic1"),
         ] {
             let error = caller_from_claims(&metadata(&[(key, value)]), claims.clone()).unwrap_err();
             assert!(
                 matches!(error, AuthError::ClaimConflict { header, .. } if header == key),
                 "{error}"
             );
+            let message = error.to_string();
+            assert!(message.contains(&format!("{value:?}")), "{message}");
+            assert!(message.contains(&format!("{claimed:?}")), "{message}");
         }
     }
 

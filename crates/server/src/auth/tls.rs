@@ -58,12 +58,18 @@ impl TlsSettings {
         client_certificates: Option<&ClientCertificates>,
     ) -> Result<Self, AuthConfigError> {
         let chain = load_certificates(cert, "--tls-cert")?;
-        let key =
-            PrivateKeyDer::from_pem_file(key_path).map_err(|error| AuthConfigError::Invalid {
+        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|error| match error {
+            rustls::pki_types::pem::Error::Io(source) => AuthConfigError::Read {
+                flag: "--tls-key",
+                path: key_path.display().to_string(),
+                source,
+            },
+            error => AuthConfigError::Invalid {
                 flag: "--tls-key",
                 path: key_path.display().to_string(),
                 message: format!("is not a PEM private key: {error}"),
-            })?;
+            },
+        })?;
 
         let builder = ServerConfig::builder();
         let builder = match client_certificates {
