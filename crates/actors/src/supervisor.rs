@@ -4,8 +4,8 @@
 //! Room actors are the registry's children, so they do not outlive it: when
 //! the registry fails, the supervisor kills the room actors it left behind,
 //! starts a fresh registry, and has it restart each of those rooms from the
-//! store. A registry that keeps failing spends the node's restart budget;
-//! the supervisor then stops, and [`RegistryHandle::failed`] signals the
+//! store. A registry that keeps failing spends the node's restart budget.
+//! The supervisor then stops, and [`RegistryHandle::failed`] signals the
 //! node to exit rather than serve without a registry.
 
 use std::collections::VecDeque;

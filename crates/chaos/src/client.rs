@@ -51,9 +51,9 @@ pub async fn outcome<T>(
     }
 }
 
-/// A status with roomd's `ErrorInfo` is a fault roomd returned. Anything
-/// else came from the transport, and the request may or may not have been
-/// applied.
+/// Classifies a failed request. A status with roomd's `ErrorInfo` is a
+/// fault roomd returned. Anything else came from the transport, and the
+/// request may or may not have been applied.
 pub fn classify(status: &Status) -> Outcome {
     match status.get_details_error_info() {
         Some(info) if info.domain == "roomd" && status.code() != Code::DeadlineExceeded => {

@@ -215,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn a_seed_gives_the_same_schedule() {
+    fn plan_is_same_for_same_seed() {
         let duration = Duration::from_secs(600);
         assert_eq!(plan(&config(7), duration), plan(&config(7), duration));
         assert_ne!(plan(&config(7), duration), plan(&config(8), duration));
@@ -233,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn faults_stay_inside_the_run_and_do_not_overlap() {
+    fn plan_faults_fit_run_without_overlap() {
         let config = config(3);
         let duration = Duration::from_secs(300);
         let faults = plan(&config, duration);

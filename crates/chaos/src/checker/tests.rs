@@ -220,7 +220,7 @@ fn acknowledged_join_missing_from_the_log_is_reported() {
 }
 
 #[test]
-fn acknowledged_close_of_a_room_that_is_open_is_reported() {
+fn acknowledged_close_of_open_room_reported() {
     let mut requests = visit_requests("r1");
     requests[3].result = Some(snapshot("r1", "closed", 3, 4, &[]));
     assert_eq!(
@@ -251,7 +251,7 @@ fn event_after_close_is_reported() {
 }
 
 #[test]
-fn room_seen_open_after_a_response_saw_it_closed_is_reported() {
+fn room_open_after_seen_closed_reported() {
     let mut requests = visit_requests("r1");
     let mut stale = request(
         5,
@@ -271,7 +271,7 @@ fn room_seen_open_after_a_response_saw_it_closed_is_reported() {
 }
 
 #[test]
-fn opening_twice_is_not_a_path_of_the_state_machine() {
+fn opening_twice_breaks_state_path() {
     let mut room = visit("r1");
     room.events.insert(2, event(3, "room.opened", 1, 50));
     for (index, event) in room.events.iter_mut().enumerate() {
@@ -423,7 +423,7 @@ fn too_many_participants_are_reported() {
 }
 
 #[test]
-fn too_many_open_rooms_in_the_org_are_reported() {
+fn too_many_open_rooms_reported() {
     let rooms: Vec<FinalRoom> = ["a", "b", "c"].iter().map(|&room| visit(room)).collect();
     let requests: Vec<RequestRecord> = ["a", "b", "c"]
         .iter()
@@ -469,7 +469,7 @@ fn room_gone_without_a_delete_is_reported() {
 }
 
 #[test]
-fn acknowledged_delete_of_a_room_that_still_exists_is_reported() {
+fn acknowledged_delete_of_existing_room_reported() {
     let mut requests = visit_requests("r1");
     requests.push(request(5, "r1", Op::Delete, (400, 410), None));
     let violations = check(&history(vec![visit("r1")], requests)).unwrap();

@@ -67,7 +67,7 @@ impl Chaos for ChaosApi {
 
         let killed = self.service.kill_random_rooms(count as usize);
         warn!(
-            asked = count,
+            requested = count,
             killed = killed.len(),
             "chaos: killed room actors"
         );

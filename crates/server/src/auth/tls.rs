@@ -3,11 +3,11 @@
 //!
 //! With `--tls-client-ca`, the server requests a certificate from every
 //! client but does not require one, so a caller may authenticate with a bearer
-//! token instead. The handshake checks that the client holds the key of the
-//! certificate it presents; whether that certificate was issued by the CA
-//! is checked per request by [`ClientCertificates::verify`], so a
-//! certificate from another CA gets an `unauthenticated` fault rather than
-//! a failed handshake.
+//! token instead. The handshake checks that the client has the key of the
+//! certificate it presents. [`ClientCertificates::verify`] checks on each
+//! request that the CA issued that certificate, so a certificate from
+//! another CA gets an `unauthenticated` fault rather than a failed
+//! handshake.
 
 use std::io;
 use std::path::Path;
