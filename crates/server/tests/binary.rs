@@ -106,7 +106,7 @@ fn json_log_format_prints_json_lines() {
 
 #[tokio::test]
 async fn shutdown_grace_closes_idle_connections() {
-    use roomd_proto::v1::rooms_client::RoomsClient;
+    use roomd_proto::v1::{GetRoomRequest, rooms_client::RoomsClient};
 
     let (mut child, line, lines) = start_until(&["--shutdown-grace", "1"], "roomd listening");
     let api_address = line
@@ -116,9 +116,18 @@ async fn shutdown_grace_closes_idle_connections() {
         .to_owned();
     // The client stays connected but is never polled while the test blocks
     // below, so it cannot take part in a graceful HTTP/2 shutdown.
-    let rooms = RoomsClient::connect(format!("http://{api_address}"))
+    let mut rooms = RoomsClient::connect(format!("http://{api_address}"))
         .await
         .expect("roomd accepts gRPC");
+    // A connect can finish before roomd accepts the connection, so a request
+    // with a response first makes sure roomd has it open when the shutdown starts.
+    let fault = rooms
+        .get_room(GetRoomRequest {
+            room_id: "00000000-0000-4000-8000-000000000000".to_owned(),
+        })
+        .await
+        .expect_err("the room does not exist");
+    assert_ne!(fault.code(), tonic::Code::Unavailable, "{fault:?}");
 
     terminate(&child);
     assert!(wait_with_timeout(&mut child).success());
