@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use roomd_cluster::ClusterConfig;
-use roomd_server::{Args, LogFormat, RoomdServer, Security, ServerConfig};
+use roomd_server::{Args, LogFormat, RoomdServer, ServerConfig, ServerError};
 use roomd_store::{RedisConfig, RedisStore};
 use tokio::net::TcpListener;
 use tracing::{error, info};
@@ -29,12 +29,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let config = ServerConfig::from(&args).with_security(security);
+    if let Err(error) = check_addresses(&args, &config) {
+        eprintln!("roomd: {error}");
+        return ExitCode::from(2);
+    }
     if let Err(message) = install_tracing(&args) {
         eprintln!("roomd: {message}");
         return ExitCode::FAILURE;
     }
 
-    match run(args, security).await {
+    match run(args, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             error!(error = %message, "roomd failed");
@@ -43,12 +48,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args, security: Security) -> Result<(), String> {
+/// Rejects listening addresses that would serve unauthenticated callers
+/// beyond loopback, before anything starts.
+fn check_addresses(args: &Args, config: &ServerConfig) -> Result<(), ServerError> {
+    config.check_public_address(args.listen)?;
+    if args.redis_url.is_some() {
+        config.check_internal_address(args.internal_listen)?;
+    }
+    Ok(())
+}
+
+async fn run(args: Args, config: ServerConfig) -> Result<(), String> {
     let shutdown = shutdown_signal()?;
-    let config = ServerConfig::from(&args).with_security(security);
-    config
-        .check_public_address(args.listen)
-        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -73,10 +84,7 @@ async fn start_clustered(
     args: &Args,
     url: &str,
     config: ServerConfig,
-) -> Result<Result<RoomdServer, roomd_server::ServerError>, String> {
-    config
-        .check_internal_address(args.internal_listen)
-        .map_err(|e| e.to_string())?;
+) -> Result<Result<RoomdServer, ServerError>, String> {
     let internal = TcpListener::bind(args.internal_listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.internal_listen))?;

@@ -141,13 +141,24 @@ async fn shutdown_grace_closes_idle_connections() {
 
 #[test]
 fn non_loopback_listen_needs_insecure_flag() {
-    let output = Command::new(ROOMD)
-        .args(["--listen", "0.0.0.0:0"])
-        .output()
-        .expect("roomd runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+    // The address check runs before roomd connects to Redis, so nothing dials this URL.
+    for args in [
+        vec!["--listen", "0.0.0.0:0"],
+        vec![
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--internal-listen",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let output = Command::new(ROOMD)
+            .args(&args)
+            .output()
+            .expect("roomd runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--insecure-no-auth"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
