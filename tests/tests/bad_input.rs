@@ -16,7 +16,7 @@
 //! | `huge` | a generated field: `item` (`%i` becomes its index) repeated `count` times, joined by `separator`, then `inner` and `suffix_item` repeated `count` times, put into `template` at `%s`; list fields (`acl`, `sort`) get a list and `custom` an object |
 //! | `raw_fields` | string fields sent as raw bytes by tag, which need not be UTF-8 |
 //! | `raw_message` | the request message's bytes, sent as they are |
-//! | `expect` | `code`, or `codes` when several are acceptable; `reason` and `path` of the `ErrorInfo` |
+//! | `expect` | `code`, or `codes` when several are acceptable; `reason` and `path` of the `ErrorInfo`, which every fault must carry |
 //!
 //! Room ids `@openA`, `@closedA`, `@newA` (org `clinicA`) and `@openB` (org
 //! `clinicB`) name the rooms seeded before the corpus runs.
@@ -36,14 +36,15 @@ use roomd_proto::v1::{
     RoomConfigurationInput, RoomDefinition, SortField, UpdateRoomRequest, WatchRoomRequest,
 };
 use roomd_tests::{
-    Caller, RedisServer, RoomdProcess, close_request, create_room, error_info, join_request,
-    open_room, put_definition,
+    Caller, RedisServer, RoomdProcess, close_request, create_room, join_request, open_room,
+    put_definition,
 };
 use serde_json::{Value, json};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, BinaryMetadataKey, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 
 const ORG_A: &str = "clinicA";
 const ORG_B: &str = "clinicB";
@@ -623,16 +624,18 @@ fn check(case: &Case, result: Result<(), Status>) -> Option<String> {
         ));
     }
 
-    let has_info = status.code() != Code::Internal && status.code() != Code::OutOfRange;
     let reason = expect.get("reason").and_then(Value::as_str);
     let mut path = expect.get("path").and_then(Value::as_str);
     if status.code() == Code::InvalidArgument && path.is_none() {
         path = expect.get("path_if_validation").and_then(Value::as_str);
     }
-    if reason.is_none() && path.is_none() && !has_info {
-        return None;
-    }
-    let info = error_info(&status);
+    let Some(info) = status.get_details_error_info() else {
+        return Some(format!(
+            "{}: no ErrorInfo in {code}: {}",
+            case.label,
+            status.message()
+        ));
+    };
     if let Some(reason) = reason
         && info.reason != reason
     {

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use roomd_model::RoomError;
 
 use crate::auth::AuthError;
+use tonic::body::Body;
+use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{debug, info, warn};
@@ -21,6 +23,14 @@ pub const DOMAIN: &str = "roomd";
 /// 16 KiB by default, so a fault that quoted a 10,000-character room id whole
 /// reached the client as a protocol error.
 pub const MAX_FAULT_TEXT_BYTES: usize = 1024;
+
+/// Start of the message tonic 0.14 sends, with `OUT_OF_RANGE`, for a request
+/// larger than the decoding limit.
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// Start of prost's message for bytes that are not a valid message, which
+/// tonic 0.14 sends with `INTERNAL`.
+const PROST_DECODE_FAILED: &str = "failed to decode Protobuf message: ";
 
 pub fn code(error: &RoomError) -> Code {
     match error {
@@ -91,6 +101,41 @@ fn shorten(text: &str) -> String {
     format!("{}...", &text[..end])
 }
 
+/// Returns a response mapper that replaces the statuses tonic's codec sends
+/// for a request it cannot decode with roomd faults, which carry an
+/// `ErrorInfo` like every other fault:
+/// - a request over `max_bytes` gets `RESOURCE_EXHAUSTED`, reason
+///   `limit.requestSize`, as gRPC specifies for messages over the limit;
+/// - bytes that are not a valid request message (truncated, invalid UTF-8 in
+///   a string, nested too deep) get `INVALID_ARGUMENT`, reason
+///   `invalidArgument.validation`, path `request`.
+pub fn codec_faults(
+    max_bytes: usize,
+) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
+    move |response| match codec_fault(&response, max_bytes) {
+        Some(error) => status(error).into_http(),
+        None => response,
+    }
+}
+
+/// Reads the codec's rejection from a response, if it is one. A rejection
+/// has no body, so its status is in the headers.
+fn codec_fault(response: &http::Response<Body>, max_bytes: usize) -> Option<RoomError> {
+    let status = Status::from_header_map(response.headers())?;
+    match status.code() {
+        Code::OutOfRange if status.message().starts_with(TONIC_TOO_LARGE) => {
+            Some(RoomError::RequestTooLarge { max_bytes })
+        }
+        Code::Internal => status
+            .message()
+            .strip_prefix(PROST_DECODE_FAILED)
+            .map(|cause| {
+                RoomError::validation("request", format!("not a valid Protobuf message: {cause}"))
+            }),
+        _ => None,
+    }
+}
+
 /// Converts a failed authentication into the status sent to the client:
 /// `unauthenticated`, or a validation fault for malformed principal
 /// metadata. The caller logs a rejected credential with the peer address,
@@ -120,6 +165,50 @@ mod tests {
 
         let bad_request = status.get_details_bad_request().unwrap();
         assert_eq!(bad_request.field_violations[0].field, "label");
+    }
+
+    #[test]
+    fn oversized_request_becomes_size_fault() {
+        let tonic_reply: http::Response<Body> = Status::out_of_range(format!(
+            "{TONIC_TOO_LARGE}: found 2000 bytes, the limit is: 1000 bytes"
+        ))
+        .into_http();
+        let mapped = codec_faults(1000)(tonic_reply);
+        let status = Status::from_header_map(mapped.headers()).unwrap();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "limit.requestSize"
+        );
+
+        let other: http::Response<Body> = Status::out_of_range("past the end").into_http();
+        let unchanged = codec_faults(1000)(other);
+        let status = Status::from_header_map(unchanged.headers()).unwrap();
+        assert_eq!(status.code(), Code::OutOfRange);
+    }
+
+    #[test]
+    fn undecodable_request_becomes_validation_fault() {
+        let tonic_reply: http::Response<Body> = Status::internal(format!(
+            "{PROST_DECODE_FAILED}GetRoomRequest.room_id: invalid string value: data is not UTF-8 encoded"
+        ))
+        .into_http();
+        let mapped = codec_faults(1000)(tonic_reply);
+        let status = Status::from_header_map(mapped.headers()).unwrap();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("GetRoomRequest.room_id"),
+            "{}",
+            status.message()
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "invalidArgument.validation");
+        assert_eq!(info.metadata["path"], "request");
+
+        let other: http::Response<Body> = Status::internal("store script failed").into_http();
+        let unchanged = codec_faults(1000)(other);
+        let status = Status::from_header_map(unchanged.headers()).unwrap();
+        assert_eq!(status.code(), Code::Internal);
     }
 
     #[test]

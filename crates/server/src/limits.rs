@@ -1,7 +1,7 @@
-//! Limits that the server enforces before a request reaches a handler: the
-//! request rate per caller and the size of a request message. The model
-//! checks the shape of what the handlers receive, with the same
-//! [`roomd_model::Limits`].
+//! The request rate per caller, which the server enforces before a request
+//! reaches a handler. [`crate::fault::codec_faults`] reports requests over
+//! the size limit, and the model checks the shape of what the handlers
+//! receive, with the same [`roomd_model::Limits`].
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -10,10 +10,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use roomd_model::{Limits, RoomError};
-use tonic::body::Body;
-use tonic::codegen::http;
 use tonic::service::Interceptor;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 use crate::caller::Caller;
 use crate::fault;
@@ -21,10 +19,6 @@ use crate::fault;
 /// Key of the shared bucket for requests whose caller metadata is invalid;
 /// their handlers reject them, but they still count against a rate.
 const INVALID_CALLER_KEY: &str = "invalid-caller";
-
-/// Start of the message tonic 0.14 sends, with `OUT_OF_RANGE`, for a request
-/// larger than the decoding limit.
-const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 
 /// Interval at which the rate limiter drops the state of callers whose
 /// bucket is full again.
@@ -94,29 +88,6 @@ impl Interceptor for RateInterceptor {
     }
 }
 
-/// Returns a response mapper that replaces tonic's `OUT_OF_RANGE` reply to
-/// an oversized request with a roomd fault: `RESOURCE_EXHAUSTED`, reason
-/// `limit.requestSize`, as gRPC specifies for messages over the limit.
-pub fn request_size_fault(
-    max_bytes: usize,
-) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
-    move |response| {
-        if is_oversized_request(&response) {
-            fault::status(RoomError::RequestTooLarge { max_bytes }).into_http()
-        } else {
-            response
-        }
-    }
-}
-
-/// Tells whether a response is tonic's rejection of an oversized request.
-/// Such a reply carries its status in the headers, since it has no body.
-fn is_oversized_request(response: &http::Response<Body>) -> bool {
-    Status::from_header_map(response.headers()).is_some_and(|status| {
-        status.code() == Code::OutOfRange && status.message().starts_with(TONIC_TOO_LARGE)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,21 +111,5 @@ mod tests {
         assert!(retry_after <= Duration::from_secs(1));
 
         assert_eq!(rate.check("o/account/b"), Ok(()));
-    }
-
-    #[test]
-    fn oversized_reply_becomes_request_size_fault() {
-        let tonic_reply: http::Response<Body> = Status::out_of_range(format!(
-            "{TONIC_TOO_LARGE}: found 2000 bytes, the limit is: 1000 bytes"
-        ))
-        .into_http();
-        let mapped = request_size_fault(1000)(tonic_reply);
-        let status = Status::from_header_map(mapped.headers()).unwrap();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-
-        let other: http::Response<Body> = Status::out_of_range("past the end").into_http();
-        let unchanged = request_size_fault(1000)(other);
-        let status = Status::from_header_map(unchanged.headers()).unwrap();
-        assert_eq!(status.code(), Code::OutOfRange);
     }
 }

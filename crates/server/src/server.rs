@@ -27,6 +27,7 @@ use crate::api::{ChaosApi, DefinitionsApi, Forwarder, RoomsApi};
 use crate::auth::tls::TlsSettings;
 use crate::auth::{AuthInterceptor, Port};
 use crate::config::ServerConfig;
+use crate::fault;
 use crate::limits::{self, RateInterceptor, RequestRate};
 
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +214,7 @@ impl RoomdServer {
         // Each request is authenticated first, then counted against the
         // caller's rate.
         let router = Server::builder()
-            .layer(MapResponseLayer::new(limits::request_size_fault(
+            .layer(MapResponseLayer::new(fault::codec_faults(
                 max_request_bytes,
             )))
             .add_service(health_service.clone())
@@ -252,7 +253,7 @@ impl RoomdServer {
                 )?;
                 let internal_auth = AuthInterceptor::new(authenticator.clone(), Port::Internal);
                 let router = Server::builder()
-                    .layer(MapResponseLayer::new(limits::request_size_fault(
+                    .layer(MapResponseLayer::new(fault::codec_faults(
                         max_request_bytes,
                     )))
                     .add_service(health_service)
