@@ -441,24 +441,40 @@ impl ServerConfig {
     /// Fails for a non-loopback public address unless callers are
     /// authenticated or unauthenticated serving was asked for.
     pub fn check_public_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
-        self.check_address(address, self.authenticator.authenticates_callers())
+        self.check_address(
+            address,
+            self.authenticator.authenticates_callers(),
+            "public",
+            "caller credentials (--service-tokens-file, --jwt-* or --tls-client-ca)",
+        )
     }
 
     /// Fails for a non-loopback internal address unless nodes are
     /// authenticated or unauthenticated serving was asked for.
     pub fn check_internal_address(&self, address: SocketAddr) -> Result<(), crate::ServerError> {
-        self.check_address(address, self.authenticator.authenticates_nodes())
+        self.check_address(
+            address,
+            self.authenticator.authenticates_nodes(),
+            "internal",
+            "a node token (--node-token-file)",
+        )
     }
 
     fn check_address(
         &self,
         address: SocketAddr,
         authenticated: bool,
+        port: &'static str,
+        credentials: &'static str,
     ) -> Result<(), crate::ServerError> {
         if address.ip().is_loopback() || authenticated || self.insecure_no_auth {
             Ok(())
         } else {
-            Err(crate::ServerError::UnauthenticatedAddress(address))
+            Err(crate::ServerError::UnauthenticatedAddress {
+                port,
+                address,
+                credentials,
+            })
         }
     }
 }

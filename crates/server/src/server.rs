@@ -33,9 +33,13 @@ use crate::limits::{self, RateInterceptor, RequestRate};
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
-        "refusing to serve {0} without authentication: listen on a loopback address, configure credentials (see --help), or pass --insecure-no-auth to trust every caller that can reach it"
+        "refusing to serve the {port} port on {address} without authentication: listen on a loopback address, configure {credentials}, or pass --insecure-no-auth to trust every caller that can reach it"
     )]
-    UnauthenticatedAddress(SocketAddr),
+    UnauthenticatedAddress {
+        port: &'static str,
+        address: SocketAddr,
+        credentials: &'static str,
+    },
 
     #[error("node failed to start: {0}")]
     Start(#[from] RoomError),

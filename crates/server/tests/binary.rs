@@ -142,15 +142,24 @@ async fn shutdown_grace_closes_idle_connections() {
 #[test]
 fn non_loopback_listen_needs_insecure_flag() {
     // The address check runs before roomd connects to Redis, so nothing dials this URL.
-    for args in [
-        vec!["--listen", "0.0.0.0:0"],
-        vec![
-            "--redis-url",
-            "redis://127.0.0.1:1",
-            "--internal-listen",
-            "0.0.0.0:0",
-        ],
-    ] {
+    let cases = [
+        (
+            vec!["--listen", "0.0.0.0:0"],
+            "public port",
+            "--service-tokens-file",
+        ),
+        (
+            vec![
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--internal-listen",
+                "0.0.0.0:0",
+            ],
+            "internal port",
+            "--node-token-file",
+        ),
+    ];
+    for (args, port, credential_flag) in cases {
         let output = Command::new(ROOMD)
             .args(&args)
             .output()
@@ -158,6 +167,8 @@ fn non_loopback_listen_needs_insecure_flag() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("--insecure-no-auth"), "{args:?}: {stderr}");
+        assert!(stderr.contains(port), "{args:?}: {stderr}");
+        assert!(stderr.contains(credential_flag), "{args:?}: {stderr}");
     }
 }
 
