@@ -14,12 +14,14 @@ use roomd_proto::v1::{
     RoomState, UpdateRoomRequest, WatchRoomRequest,
 };
 use roomd_tests::{
-    Caller, TestNode, close_request, close_room, delete_request, expect_fault, find_all_rooms,
-    get_request, get_room, join_request, join_room, leave_request, open_room, open_room_with_max,
-    property, put_definition, update_request,
+    Caller, Fault, TestNode, close_request, close_room, delete_request, expect_fault,
+    find_all_rooms, get_request, get_room, join_request, join_room, leave_request, open_room,
+    open_room_with_max, property, put_definition, update_request,
 };
-use tonic::Code;
+use tonic::body::Body;
+use tonic::codegen::{Service, http};
 use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 type RoomsClient = roomd_proto::v1::rooms_client::RoomsClient<Channel>;
 
@@ -718,4 +720,29 @@ async fn stale_expected_version_is_conflict() {
         .into_inner();
     assert_eq!(renamed.version, room.version + 1);
     assert_eq!(renamed.label, "Renamed");
+}
+
+#[tokio::test]
+async fn truncated_frame_is_invalid_request() {
+    let (node, mut rooms, room) = node_with_room().await;
+
+    // A gRPC frame header announcing 20 bytes, followed by only 4 of them.
+    let frame = "\0\0\0\0\x14\x0a\x02ab".to_owned();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/roomd.v1.Rooms/GetRoom", node.address))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-roomd-org", ORG)
+        .body(Body::new(frame))
+        .expect("the request is well formed");
+    let mut channel = node.channel();
+    std::future::poll_fn(|context| channel.poll_ready(context))
+        .await
+        .expect("roomd accepts the connection");
+    let response = channel.call(request).await.expect("roomd responds");
+
+    let status = Status::from_header_map(response.headers()).expect("the response is a fault");
+    Fault::from_status(&status).assert_invalid("request");
+    assert_unchanged(&mut rooms, &room).await;
 }

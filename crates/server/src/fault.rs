@@ -32,6 +32,10 @@ const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 /// tonic 0.14 sends with `INTERNAL`.
 const PROST_DECODE_FAILED: &str = "failed to decode Protobuf message: ";
 
+/// Message tonic 0.14 sends, with `INTERNAL`, when a request body ends inside
+/// a gRPC message frame.
+const TONIC_TRUNCATED_FRAME: &str = "Unexpected EOF decoding stream.";
+
 pub fn code(error: &RoomError) -> Code {
     match error {
         RoomError::RoomNotFound { .. } | RoomError::DefinitionNotFound { .. } => Code::NotFound,
@@ -107,14 +111,35 @@ fn shorten(text: &str) -> String {
 /// - a request over `max_bytes` gets `RESOURCE_EXHAUSTED`, reason
 ///   `limit.requestSize`, as gRPC specifies for messages over the limit;
 /// - bytes that are not a valid request message (truncated, invalid UTF-8 in
-///   a string, nested too deep) get `INVALID_ARGUMENT`, reason
-///   `invalidArgument.validation`, path `request`.
+///   a string, nested too deep) or a body that ends inside a message frame
+///   get `INVALID_ARGUMENT`, reason `invalidArgument.validation`, path
+///   `request`.
+///
+/// Other framing errors, such as a compressed flag without `grpc-encoding`,
+/// keep the `INTERNAL` status that gRPC's compression spec requires, and are
+/// logged here because no handler saw them.
 pub fn codec_faults(
     max_bytes: usize,
 ) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
     move |response| match codec_fault(&response, max_bytes) {
         Some(error) => status(error).into_http(),
-        None => response,
+        None => {
+            log_codec_error(&response);
+            response
+        }
+    }
+}
+
+/// Logs an `INTERNAL` rejection that tonic's codec sent before any handler
+/// ran. roomd's own faults never use that code.
+fn log_codec_error(response: &http::Response<Body>) {
+    if let Some(status) = Status::from_header_map(response.headers())
+        && status.code() == Code::Internal
+    {
+        info!(
+            error = status.message(),
+            "request rejected by the gRPC codec"
+        );
     }
 }
 
@@ -126,6 +151,10 @@ fn codec_fault(response: &http::Response<Body>, max_bytes: usize) -> Option<Room
         Code::OutOfRange if status.message().starts_with(TONIC_TOO_LARGE) => {
             Some(RoomError::RequestTooLarge { max_bytes })
         }
+        Code::Internal if status.message() == TONIC_TRUNCATED_FRAME => Some(RoomError::validation(
+            "request",
+            "the request body ends inside a gRPC message frame",
+        )),
         Code::Internal => status
             .message()
             .strip_prefix(PROST_DECODE_FAILED)
@@ -204,6 +233,15 @@ mod tests {
         let info = status.get_details_error_info().unwrap();
         assert_eq!(info.reason, "invalidArgument.validation");
         assert_eq!(info.metadata["path"], "request");
+
+        let truncated: http::Response<Body> = Status::internal(TONIC_TRUNCATED_FRAME).into_http();
+        let mapped = codec_faults(1000)(truncated);
+        let status = Status::from_header_map(mapped.headers()).unwrap();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_details_error_info().unwrap().metadata["path"],
+            "request"
+        );
 
         let other: http::Response<Body> = Status::internal("store script failed").into_http();
         let unchanged = codec_faults(1000)(other);
