@@ -631,7 +631,7 @@ fn check(case: &Case, result: Result<(), Status>) -> Option<String> {
     }
     let Some(info) = status.get_details_error_info() else {
         return Some(format!(
-            "{}: no ErrorInfo in {code}: {}",
+            "{}: ErrorInfo missing from {code}: {}",
             case.label,
             status.message()
         ));

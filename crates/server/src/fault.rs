@@ -121,46 +121,44 @@ fn shorten(text: &str) -> String {
 pub fn codec_faults(
     max_bytes: usize,
 ) -> impl Fn(http::Response<Body>) -> http::Response<Body> + Clone {
-    move |response| match codec_fault(&response, max_bytes) {
-        Some(error) => status(error).into_http(),
-        None => {
-            log_codec_error(&response);
-            response
+    move |response| {
+        // A rejection has no body, so its status is in the headers.
+        let Some(rejection) = Status::from_header_map(response.headers()) else {
+            return response;
+        };
+
+        match codec_fault(&rejection, max_bytes) {
+            Some(error) => status(error).into_http(),
+            None => {
+                // roomd's own faults never use INTERNAL, so the codec sent it
+                // before any handler could log the request.
+                if rejection.code() == Code::Internal {
+                    info!(
+                        error = rejection.message(),
+                        "request rejected by the gRPC codec"
+                    );
+                }
+                response
+            }
         }
     }
 }
 
-/// Logs an `INTERNAL` rejection that tonic's codec sent before any handler
-/// ran. roomd's own faults never use that code.
-fn log_codec_error(response: &http::Response<Body>) {
-    if let Some(status) = Status::from_header_map(response.headers())
-        && status.code() == Code::Internal
-    {
-        info!(
-            error = status.message(),
-            "request rejected by the gRPC codec"
-        );
-    }
-}
-
-/// Reads the codec's rejection from a response, if it is one. A rejection
-/// has no body, so its status is in the headers.
-fn codec_fault(response: &http::Response<Body>, max_bytes: usize) -> Option<RoomError> {
-    let status = Status::from_header_map(response.headers())?;
-    match status.code() {
-        Code::OutOfRange if status.message().starts_with(TONIC_TOO_LARGE) => {
+/// Returns the roomd fault for a status that tonic's codec sends on its own,
+/// or `None` for any other status.
+fn codec_fault(rejection: &Status, max_bytes: usize) -> Option<RoomError> {
+    let message = rejection.message();
+    match rejection.code() {
+        Code::OutOfRange if message.starts_with(TONIC_TOO_LARGE) => {
             Some(RoomError::RequestTooLarge { max_bytes })
         }
-        Code::Internal if status.message() == TONIC_TRUNCATED_FRAME => Some(RoomError::validation(
+        Code::Internal if message == TONIC_TRUNCATED_FRAME => Some(RoomError::validation(
             "request",
             "the request body ends inside a gRPC message frame",
         )),
-        Code::Internal => status
-            .message()
-            .strip_prefix(PROST_DECODE_FAILED)
-            .map(|cause| {
-                RoomError::validation("request", format!("not a valid Protobuf message: {cause}"))
-            }),
+        Code::Internal => message.strip_prefix(PROST_DECODE_FAILED).map(|cause| {
+            RoomError::validation("request", format!("not a valid Protobuf message: {cause}"))
+        }),
         _ => None,
     }
 }
@@ -196,34 +194,33 @@ mod tests {
         assert_eq!(bad_request.field_violations[0].field, "label");
     }
 
+    /// Sends tonic's rejection `reply` through [`codec_faults`] with a
+    /// 1,000-byte limit and returns the status that reaches the client.
+    fn through_codec_faults(reply: Status) -> Status {
+        let mapped = codec_faults(1000)(reply.into_http());
+        Status::from_header_map(mapped.headers()).expect("the response carries a status")
+    }
+
     #[test]
     fn oversized_request_becomes_size_fault() {
-        let tonic_reply: http::Response<Body> = Status::out_of_range(format!(
+        let status = through_codec_faults(Status::out_of_range(format!(
             "{TONIC_TOO_LARGE}: found 2000 bytes, the limit is: 1000 bytes"
-        ))
-        .into_http();
-        let mapped = codec_faults(1000)(tonic_reply);
-        let status = Status::from_header_map(mapped.headers()).unwrap();
+        )));
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(
             status.get_details_error_info().unwrap().reason,
             "limit.requestSize"
         );
 
-        let other: http::Response<Body> = Status::out_of_range("past the end").into_http();
-        let unchanged = codec_faults(1000)(other);
-        let status = Status::from_header_map(unchanged.headers()).unwrap();
-        assert_eq!(status.code(), Code::OutOfRange);
+        let unchanged = through_codec_faults(Status::out_of_range("past the end"));
+        assert_eq!(unchanged.code(), Code::OutOfRange);
     }
 
     #[test]
     fn undecodable_request_becomes_validation_fault() {
-        let tonic_reply: http::Response<Body> = Status::internal(format!(
+        let status = through_codec_faults(Status::internal(format!(
             "{PROST_DECODE_FAILED}GetRoomRequest.room_id: invalid string value: data is not UTF-8 encoded"
-        ))
-        .into_http();
-        let mapped = codec_faults(1000)(tonic_reply);
-        let status = Status::from_header_map(mapped.headers()).unwrap();
+        )));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(
             status.message().contains("GetRoomRequest.room_id"),
@@ -234,19 +231,15 @@ mod tests {
         assert_eq!(info.reason, "invalidArgument.validation");
         assert_eq!(info.metadata["path"], "request");
 
-        let truncated: http::Response<Body> = Status::internal(TONIC_TRUNCATED_FRAME).into_http();
-        let mapped = codec_faults(1000)(truncated);
-        let status = Status::from_header_map(mapped.headers()).unwrap();
-        assert_eq!(status.code(), Code::InvalidArgument);
+        let truncated = through_codec_faults(Status::internal(TONIC_TRUNCATED_FRAME));
+        assert_eq!(truncated.code(), Code::InvalidArgument);
         assert_eq!(
-            status.get_details_error_info().unwrap().metadata["path"],
+            truncated.get_details_error_info().unwrap().metadata["path"],
             "request"
         );
 
-        let other: http::Response<Body> = Status::internal("store script failed").into_http();
-        let unchanged = codec_faults(1000)(other);
-        let status = Status::from_header_map(unchanged.headers()).unwrap();
-        assert_eq!(status.code(), Code::Internal);
+        let unchanged = through_codec_faults(Status::internal("store script failed"));
+        assert_eq!(unchanged.code(), Code::Internal);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The request rate per caller, which the server enforces before a request
-//! reaches a handler. [`crate::fault::codec_faults`] reports requests over
-//! the size limit, and the model checks the shape of what the handlers
-//! receive, with the same [`roomd_model::Limits`].
+//! The request rate per caller, enforced before a request reaches a handler.
+//! [`crate::fault::codec_faults`] reports requests over the size limit, and
+//! the model checks the shape of what the handlers receive against the same
+//! [`roomd_model::Limits`].
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
